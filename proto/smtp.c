@@ -1,0 +1,527 @@
+/*
+ * smtp.c - the session: buffers, the pull loop, the reply writer, and the
+ * answers to decision events.
+ *
+ * Owns the input accumulator and the output queue of one session, both
+ * allocated only while they hold bytes, so an idle session costs only its
+ * struct.  smtp_reply() writes every reply; it is where the bad-command
+ * counter and the "421 Too many errors" hang-up live.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "smtp_int.h"
+
+void
+smtp_config_init(struct smtp_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->hostname = "localhost";
+	cfg->limits.cmd_line = SMTP_DEF_CMD_LINE;
+	cfg->limits.text_line = SMTP_DEF_TEXT_LINE;
+	cfg->limits.rcpt_max = SMTP_DEF_RCPT_MAX;
+	cfg->limits.message_size = SMTP_DEF_MESSAGE_SIZE;
+	cfg->limits.errors_max = SMTP_DEF_ERRORS_MAX;
+	cfg->bare_newline = SMTP_BARE_REJECT;
+}
+
+const char *
+smtp_reason_name(enum smtp_reason r)
+{
+	switch (r) {
+	case SMTP_REASON_NONE:			return "none";
+	case SMTP_REASON_QUIT:			return "quit";
+	case SMTP_REASON_TOO_BIG:		return "too_big";
+	case SMTP_REASON_LINE_TOO_LONG:		return "line_too_long";
+	case SMTP_REASON_BARE_NEWLINE:		return "bare_newline";
+	case SMTP_REASON_ERRORS:		return "too_many_errors";
+	case SMTP_REASON_TIMEOUT:		return "timeout";
+	case SMTP_REASON_SHUTDOWN:		return "shutdown";
+	case SMTP_REASON_TOO_MANY_CONN:		return "too_many_connections";
+	case SMTP_REASON_TOO_MANY_CONN_IP:	return "too_many_connections_ip";
+	case SMTP_REASON_UNAVAILABLE:		return "unavailable";
+	}
+	return "unknown";
+}
+
+struct smtp_session *
+smtp_session_create(const struct smtp_config *cfg)
+{
+	struct smtp_session *s;
+
+	s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return NULL;
+	s->cfg = cfg;
+	s->mode = MODE_NEW;
+	return s;
+}
+
+void
+smtp_session_destroy(struct smtp_session *s)
+{
+	if (s == NULL)
+		return;
+	free(s->in);
+	free(s->out);
+	free(s);
+}
+
+/* ---- output ---------------------------------------------------------- */
+
+static size_t
+out_pending(const struct smtp_session *s)
+{
+	return s->out_len - s->out_off;
+}
+
+/*
+ * Make room for one reply of up to SMTP_REPLY_MAX octets.  The high-water
+ * check in smtp_session_next() keeps the queue below SMTP_OUT_HIGHWATER
+ * before each command, and a command adds at most two replies, so running
+ * out of room is a broken invariant, not bad input.
+ */
+static char *
+out_reserve(struct smtp_session *s)
+{
+	if (s->out == NULL) {
+		s->out = malloc(SMTP_OUT_CAP);
+		if (s->out == NULL) {
+			s->oom = true;
+			return NULL;
+		}
+		s->out_off = s->out_len = 0;
+	}
+	if (SMTP_OUT_CAP - s->out_len < SMTP_REPLY_MAX) {
+		memmove(s->out, s->out + s->out_off, out_pending(s));
+		s->out_len -= s->out_off;
+		s->out_off = 0;
+	}
+	if (SMTP_OUT_CAP - s->out_len < SMTP_REPLY_MAX)
+		abort();
+	return s->out + s->out_len;
+}
+
+void
+smtp_reply_raw(struct smtp_session *s, const char *text, size_t len)
+{
+	char *p;
+
+	if (len > SMTP_REPLY_MAX)
+		abort();
+	p = out_reserve(s);
+	if (p == NULL)
+		return;
+	memcpy(p, text, len);
+	s->out_len += len;
+}
+
+/*
+ * The one function that writes a single-line reply: "code enh text CRLF".
+ * enh is the RFC 3463 enhanced status code, NULL only where RFC 2034
+ * section 3 leaves it out (the greeting, replies to HELO and EHLO).
+ * Bad commands (5xx to a command) are counted here; at max_errors the
+ * session gets 421 4.7.0 and closes.
+ */
+void
+smtp_reply(struct smtp_session *s, int code, const char *enh,
+    const char *fmt, ...)
+{
+	va_list ap;
+	char *p;
+	int n, m;
+	size_t room = SMTP_REPLY_MAX - 2;
+
+	p = out_reserve(s);
+	if (p == NULL)
+		return;
+	n = snprintf(p, room, "%03d ", code);
+	s->last_code = code;
+	if (enh != NULL)
+		n += snprintf(p + n, room - n, "%s ", enh);
+	va_start(ap, fmt);
+	m = vsnprintf(p + n, room - n, fmt, ap);
+	va_end(ap);
+	if (m < 0)
+		m = 0;
+	if ((size_t)(n + m) >= room)	/* truncated: keep what fits */
+		m = (int)room - 1 - n;
+	s->last_text_set = true;
+	s->last_text_off = (size_t)(p + 4 - s->out) - s->out_off;
+	n += m;
+	p[n++] = '\r';
+	p[n++] = '\n';
+	s->out_len += n;
+
+	if (code >= 500 && s->mode == MODE_CMD) {
+		s->errors++;
+		if (s->cfg->limits.errors_max != 0 &&
+		    s->errors >= s->cfg->limits.errors_max) {
+			int c = s->last_code;
+			size_t t = s->last_text_off;
+
+			smtp_reply(s, 421, "4.7.0", "%s Error: too many errors",
+			    s->cfg->hostname);
+			smtp_close(s, SMTP_REASON_ERRORS);
+			/* Report the bad command's reply, not the 421. */
+			s->last_code = c;
+			s->last_text_off = t;
+		}
+	}
+}
+
+const char *
+smtp_session_output(struct smtp_session *s, size_t *len)
+{
+	*len = s->out == NULL ? 0 : out_pending(s);
+	return *len == 0 ? NULL : s->out + s->out_off;
+}
+
+void
+smtp_session_output_done(struct smtp_session *s, size_t n)
+{
+	if (n > out_pending(s))
+		abort();
+	s->out_off += n;
+	if (s->out_off == s->out_len) {
+		/* Drained: give the buffer back, an idle session keeps none. */
+		free(s->out);
+		s->out = NULL;
+		s->out_off = s->out_len = 0;
+	}
+}
+
+/* ---- input ----------------------------------------------------------- */
+
+static bool
+takes_input(const struct smtp_session *s)
+{
+	return s->mode != MODE_CLOSING && s->wait != WAIT_TLS && !s->oom;
+}
+
+char *
+smtp_session_input_space(struct smtp_session *s, size_t *len)
+{
+	*len = 0;
+	if (!takes_input(s))
+		return NULL;
+	if (s->in == NULL) {
+		s->in = malloc(SMTP_IN_CAP);
+		if (s->in == NULL) {
+			s->oom = true;
+			return NULL;
+		}
+		s->in_off = s->in_len = 0;
+	}
+	if (s->in_off > 0) {
+		memmove(s->in, s->in + s->in_off, s->in_len - s->in_off);
+		s->in_len -= s->in_off;
+		s->in_off = 0;
+	}
+	*len = SMTP_IN_CAP - s->in_len;
+	return *len == 0 ? NULL : s->in + s->in_len;
+}
+
+void
+smtp_session_input_commit(struct smtp_session *s, size_t n)
+{
+	if (n > SMTP_IN_CAP - s->in_len)
+		abort();
+	s->in_len += n;
+}
+
+size_t
+smtp_session_feed(struct smtp_session *s, const char *buf, size_t len)
+{
+	size_t room;
+	char *p;
+
+	p = smtp_session_input_space(s, &room);
+	if (p == NULL)
+		return 0;
+	if (len > room)
+		len = room;
+	memcpy(p, buf, len);
+	smtp_session_input_commit(s, len);
+	return len;
+}
+
+static void
+in_release(struct smtp_session *s)
+{
+	free(s->in);
+	s->in = NULL;
+	s->in_off = s->in_len = 0;
+}
+
+/* ---- the pull loop --------------------------------------------------- */
+
+static enum smtp_ev
+cmd_step(struct smtp_session *s, struct smtp_event *ev)
+{
+	const char *p = s->in + s->in_off;
+	size_t avail = s->in_len - s->in_off;
+	size_t max = s->cfg->limits.cmd_line + SMTP_PARAM_ALLOWANCE;
+	const char *lf = memchr(p, '\n', avail);
+	size_t n;
+
+	if (s->cmd_skip) {
+		/* Inside an over-long line: drop through its LF. */
+		if (lf == NULL) {
+			s->in_off = s->in_len;
+			return SMTP_EV_NONE;
+		}
+		s->in_off += (size_t)(lf - p) + 1;
+		s->cmd_skip = false;
+		return smtp_cmd_too_long(s, ev);
+	}
+	if (lf == NULL) {
+		/*
+		 * No line end yet.  Once the partial line reaches the limit
+		 * the line is too long whatever follows, so stop holding it:
+		 * memory stays bounded against a flood without LF.
+		 */
+		if (avail >= max) {
+			s->cmd_skip = true;
+			s->in_off = s->in_len;
+		}
+		return SMTP_EV_NONE;
+	}
+	n = (size_t)(lf - p) + 1;
+	s->in_off += n;
+	if (n > max)
+		return smtp_cmd_too_long(s, ev);
+	n--;			/* the LF */
+	if (n > 0 && p[n - 1] == '\r')
+		n--;
+	else if (s->cfg->bare_newline == SMTP_BARE_REJECT)
+		return smtp_cmd_bare_newline(s, ev);
+	return smtp_cmd_line(s, p, n, ev);
+}
+
+static void
+fill_reject(struct smtp_session *s, struct smtp_event *ev)
+{
+	const char *t, *end;
+
+	ev->code = s->last_code;
+	if (!s->last_text_set || s->out == NULL) {
+		ev->text = "";
+		ev->text_len = 0;
+		return;
+	}
+	t = s->out + s->out_off + s->last_text_off;
+	end = memchr(t, '\r', s->out + s->out_len - t);
+	ev->text = t;
+	ev->text_len = end != NULL ? (size_t)(end - t) : 0;
+}
+
+enum smtp_ev
+smtp_session_next(struct smtp_session *s, struct smtp_event *ev)
+{
+	enum smtp_ev t;
+	size_t off;
+	enum smtp_mode mode;
+
+	memset(ev, 0, sizeof(*ev));
+	for (;;) {
+		if (s->oom && s->mode != MODE_CLOSING) {
+			s->mode = MODE_CLOSING;
+			s->close_reason = SMTP_REASON_UNAVAILABLE;
+		}
+		if (s->mode == MODE_CLOSING) {
+			if (s->in != NULL)
+				in_release(s);
+			if (s->close_reported)
+				return SMTP_EV_NONE;
+			s->close_reported = true;
+			ev->type = SMTP_EV_CLOSE;
+			ev->reason = s->close_reason;
+			return SMTP_EV_CLOSE;
+		}
+		if (s->mode == MODE_NEW || s->wait != WAIT_NONE)
+			return SMTP_EV_NONE;
+		if (s->in_off == s->in_len) {
+			if (s->in != NULL)
+				in_release(s);
+			return SMTP_EV_NONE;
+		}
+		/* RFC 2920 section 3.1: stop reading while we cannot write. */
+		if (s->out != NULL && out_pending(s) >= SMTP_OUT_HIGHWATER)
+			return SMTP_EV_NONE;
+
+		off = s->in_off;
+		mode = s->mode;
+		s->last_text_set = false;
+		s->last_code = 0;
+		if (s->mode == MODE_DATA)
+			t = smtp_data_step(s, ev);
+		else
+			t = cmd_step(s, ev);
+		if (t == SMTP_EV_REJECT || t == SMTP_EV_DATA_ABORT)
+			fill_reject(s, ev);
+		if (t != SMTP_EV_NONE) {
+			ev->type = t;
+			return t;
+		}
+		if (s->in_off == off && s->mode == mode)
+			return SMTP_EV_NONE;	/* needs more input */
+	}
+}
+
+/* ---- state changes --------------------------------------------------- */
+
+void
+smtp_txn_reset(struct smtp_session *s)
+{
+	s->in_txn = false;
+	s->rcpt_ok = 0;
+	s->rcpt_tried = 0;
+	s->body = SMTP_BODY_NONE;
+}
+
+void
+smtp_close(struct smtp_session *s, enum smtp_reason why)
+{
+	if (s->mode == MODE_CLOSING)
+		return;
+	s->mode = MODE_CLOSING;
+	s->wait = WAIT_NONE;
+	s->close_reason = why;
+}
+
+void
+smtp_session_greet(struct smtp_session *s)
+{
+	if (s->mode != MODE_NEW)
+		return;
+	smtp_reply(s, 220, NULL, "%s ESMTP mxd", s->cfg->hostname);
+	s->mode = MODE_CMD;
+}
+
+void
+smtp_session_hangup(struct smtp_session *s, enum smtp_hangup why)
+{
+	const char *h = s->cfg->hostname;
+
+	if (s->mode == MODE_CLOSING)
+		return;
+	s->mode = MODE_CMD;	/* a 421 is no DATA-phase reply */
+	switch (why) {
+	case SMTP_HANGUP_TIMEOUT:
+		smtp_reply(s, 421, "4.4.2", "%s Error: timeout exceeded", h);
+		smtp_close(s, SMTP_REASON_TIMEOUT);
+		break;
+	case SMTP_HANGUP_SHUTDOWN:
+		smtp_reply(s, 421, "4.3.2", "%s Service shutting down", h);
+		smtp_close(s, SMTP_REASON_SHUTDOWN);
+		break;
+	case SMTP_HANGUP_TOO_MANY_CONN:
+		smtp_reply(s, 421, "4.7.0", "%s Too many connections", h);
+		smtp_close(s, SMTP_REASON_TOO_MANY_CONN);
+		break;
+	case SMTP_HANGUP_TOO_MANY_CONN_IP:
+		smtp_reply(s, 421, "4.7.0",
+		    "%s Too many connections from your address", h);
+		smtp_close(s, SMTP_REASON_TOO_MANY_CONN_IP);
+		break;
+	case SMTP_HANGUP_UNAVAILABLE:
+		smtp_reply(s, 421, "4.3.0",
+		    "%s Service not available, try again later", h);
+		smtp_close(s, SMTP_REASON_UNAVAILABLE);
+		break;
+	}
+}
+
+void
+smtp_session_rcpt_result(struct smtp_session *s, enum smtp_rcpt_result r)
+{
+	if (s->wait != WAIT_RCPT)
+		abort();
+	s->wait = WAIT_NONE;
+	s->rcpt_tried++;
+	switch (r) {
+	case SMTP_RCPT_OK:
+		s->rcpt_ok++;
+		smtp_reply(s, 250, "2.1.5", "Ok");
+		break;
+	case SMTP_RCPT_RELAY_DENIED:
+		smtp_reply(s, 550, "5.7.1", "Relaying denied");
+		break;
+	case SMTP_RCPT_TEMPFAIL:
+		smtp_reply(s, 451, "4.3.0",
+		    "Temporary failure, try again later");
+		break;
+	}
+}
+
+void
+smtp_session_message_result(struct smtp_session *s, enum smtp_msg_result r,
+    const char *id)
+{
+	if (s->wait != WAIT_MSG)
+		abort();
+	s->wait = WAIT_NONE;
+	switch (r) {
+	case SMTP_MSG_OK:
+		smtp_reply(s, 250, "2.0.0", "Ok: queued as %s",
+		    id != NULL ? id : "-");
+		break;
+	case SMTP_MSG_NOSPACE:
+		smtp_reply(s, 452, "4.3.1", "Insufficient system storage");
+		break;
+	case SMTP_MSG_TEMPFAIL:
+		smtp_reply(s, 451, "4.3.0",
+		    "Error: could not store message, try again later");
+		break;
+	}
+	smtp_txn_reset(s);
+}
+
+void
+smtp_session_tls_started(struct smtp_session *s)
+{
+	if (s->wait != WAIT_TLS)
+		abort();
+	/*
+	 * RFC 3207 section 4.2: discard all knowledge obtained from the
+	 * client before TLS; the client must send EHLO again.
+	 */
+	s->wait = WAIT_NONE;
+	s->tls_active = true;
+	s->helo_seen = false;
+	s->esmtp = false;
+	smtp_txn_reset(s);
+}
+
+bool
+smtp_session_closing(const struct smtp_session *s)
+{
+	return s->mode == MODE_CLOSING;
+}
+
+bool
+smtp_session_in_data(const struct smtp_session *s)
+{
+	return s->mode == MODE_DATA || s->wait == WAIT_MSG;
+}
+
+bool
+smtp_session_in_transaction(const struct smtp_session *s)
+{
+	return s->in_txn;
+}
+
+bool
+smtp_session_tls_active(const struct smtp_session *s)
+{
+	return s->tls_active;
+}
+
+bool
+smtp_session_oom(const struct smtp_session *s)
+{
+	return s->oom;
+}

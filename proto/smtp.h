@@ -1,0 +1,214 @@
+/*
+ * smtp.h - the SMTP server protocol as a pure state machine.
+ *
+ * proto owns: command parsing, sequencing, limits, DATA decoding
+ * (dot-unstuffing, end-of-data detection, bare CR/LF policy), and the
+ * text of every reply.  It does not own: sockets, TLS, the clock, logs,
+ * storage.  Bytes go in (smtp_session_feed, or input_space/input_commit
+ * to read straight into its buffer); replies come out
+ * (smtp_session_output/output_done); and everything the caller must know
+ * or decide comes out as events, pulled with smtp_session_next().
+ *
+ * Decisions are events that proto waits for: after SMTP_EV_RCPT,
+ * SMTP_EV_DATA_END or SMTP_EV_STARTTLS, smtp_session_next() returns
+ * SMTP_EV_NONE and consumes nothing until the matching *_result or
+ * smtp_session_tls_started() call.  The caller may answer later, from
+ * another event-loop iteration.
+ *
+ * Any split of the input gives the same output: the parser keeps its
+ * position in the session and never looks past what it was handed.
+ *
+ * Lifetimes: pointers in a struct smtp_event are borrowed from the
+ * session and stay valid until the next call on that session.  The
+ * configuration passed to smtp_session_create() is borrowed and must
+ * outlive the session.
+ */
+#ifndef MXD_SMTP_H
+#define MXD_SMTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "smtp_limits.h"
+
+/*
+ * What to do with a CR or LF that is not part of a CRLF pair
+ * (RFC 5321 2.3.8: they "MUST NOT" be sent).
+ */
+enum smtp_bare_newline {
+	/* Refuse: the command line gets 500 5.5.2; a message is read to its
+	 * end and refused with 550 5.5.2. */
+	SMTP_BARE_REJECT = 0,
+	/* Accept, and treat it as a CRLF in what is stored.  The end of DATA
+	 * is still only <CRLF>.<CRLF>. */
+	SMTP_BARE_NORMALIZE,
+};
+
+struct smtp_config {
+	const char		*hostname;	/* our name, in replies */
+	struct smtp_limits	 limits;
+	enum smtp_bare_newline	 bare_newline;
+	bool			 tls_available;	/* offer STARTTLS */
+	bool			 tls_required;	/* 530 until TLS is up */
+};
+
+/* Fill *cfg with the defaults of smtp_limits.h; hostname "localhost". */
+void	smtp_config_init(struct smtp_config *cfg);
+
+enum smtp_ev {
+	SMTP_EV_NONE = 0,	/* needs input, a result, or output drained */
+	SMTP_EV_HELO,		/* HELO/EHLO accepted: helo, esmtp */
+	SMTP_EV_MAIL,		/* MAIL accepted: path, size, body */
+	SMTP_EV_RCPT,		/* decide: smtp_session_rcpt_result() */
+	SMTP_EV_DATA,		/* 354 queued: a message body follows */
+	SMTP_EV_BODY,		/* body bytes, unstuffed, CRLF line ends */
+	SMTP_EV_DATA_END,	/* decide: smtp_session_message_result() */
+	SMTP_EV_DATA_ABORT,	/* body refused by proto (reply queued) */
+	SMTP_EV_RSET,		/* the open transaction was dropped */
+	SMTP_EV_STARTTLS,	/* 220 queued: flush it, then run TLS */
+	SMTP_EV_REJECT,		/* a command got a 4xx/5xx reply */
+	SMTP_EV_CLOSE,		/* QUIT or 421: flush output, then close */
+};
+
+enum smtp_body {
+	SMTP_BODY_NONE = 0,	/* no BODY parameter */
+	SMTP_BODY_7BIT,
+	SMTP_BODY_8BITMIME,
+};
+
+/* Why proto refused a message body or closed a session. */
+enum smtp_reason {
+	SMTP_REASON_NONE = 0,
+	SMTP_REASON_QUIT,
+	SMTP_REASON_TOO_BIG,
+	SMTP_REASON_LINE_TOO_LONG,
+	SMTP_REASON_BARE_NEWLINE,
+	SMTP_REASON_ERRORS,
+	SMTP_REASON_TIMEOUT,
+	SMTP_REASON_SHUTDOWN,
+	SMTP_REASON_TOO_MANY_CONN,
+	SMTP_REASON_TOO_MANY_CONN_IP,
+	SMTP_REASON_UNAVAILABLE,
+};
+
+const char	*smtp_reason_name(enum smtp_reason r);
+
+/*
+ * A mailbox as parsed from a path, without the angle brackets and without
+ * any source route (RFC 5321 4.1.2, C: routes are accepted and ignored).
+ * The null reverse-path "<>" has addr_len 0.  "<postmaster>" has no
+ * domain (domain_len 0).
+ */
+struct smtp_path {
+	const char	*addr;		/* local@domain, or local alone */
+	size_t		 addr_len;
+	const char	*local;
+	size_t		 local_len;
+	const char	*domain;
+	size_t		 domain_len;
+};
+
+struct smtp_event {
+	enum smtp_ev	 type;
+	const char	*cmd;		/* verb that caused it, upper case */
+	/* HELO */
+	const char	*helo;
+	size_t		 helo_len;
+	bool		 esmtp;
+	/* MAIL, RCPT */
+	struct smtp_path path;
+	uint64_t	 size;		/* MAIL SIZE=, 0 if absent */
+	enum smtp_body	 body;
+	/* BODY */
+	const char	*data;
+	size_t		 data_len;
+	/* DATA_END, DATA_ABORT: octets after unstuffing */
+	uint64_t	 msg_size;
+	/* REJECT, DATA_ABORT, CLOSE: the reply sent and why */
+	int		 code;
+	const char	*text;		/* "5.5.1 Command unrecognized" */
+	size_t		 text_len;
+	enum smtp_reason reason;
+	const char	*arg;		/* the client's argument, raw */
+	size_t		 arg_len;
+	/* STARTTLS: plaintext octets that followed it and were dropped */
+	size_t		 discarded;
+};
+
+enum smtp_rcpt_result {
+	SMTP_RCPT_OK = 0,
+	SMTP_RCPT_RELAY_DENIED,		/* 550 5.7.1 Relaying denied */
+	SMTP_RCPT_TEMPFAIL,		/* 451 4.3.0 */
+};
+
+enum smtp_msg_result {
+	SMTP_MSG_OK = 0,		/* 250 2.0.0 Ok: queued as <id> */
+	SMTP_MSG_NOSPACE,		/* 452 4.3.1 Insufficient system storage */
+	SMTP_MSG_TEMPFAIL,		/* 451 4.3.0 */
+};
+
+/* How the server is closing a session that did not ask to be closed. */
+enum smtp_hangup {
+	SMTP_HANGUP_TIMEOUT,		/* 421 4.4.2 */
+	SMTP_HANGUP_SHUTDOWN,		/* 421 4.3.2 */
+	SMTP_HANGUP_TOO_MANY_CONN,	/* 421 4.7.0, at connect */
+	SMTP_HANGUP_TOO_MANY_CONN_IP,	/* 421 4.7.0, at connect */
+	SMTP_HANGUP_UNAVAILABLE,	/* 421 4.3.0, at connect */
+};
+
+struct smtp_session;
+
+/* NULL when out of memory. */
+struct smtp_session	*smtp_session_create(const struct smtp_config *cfg);
+void			 smtp_session_destroy(struct smtp_session *s);
+
+/* Queue the 220 greeting.  Input fed before it is held, not parsed. */
+void	smtp_session_greet(struct smtp_session *s);
+
+/*
+ * Queue a 421 for the reason and enter the closing state: all further
+ * input is ignored and smtp_session_next() returns SMTP_EV_CLOSE.  A
+ * message in DATA is dropped (SMTP_EV_RSET is not sent for it: the
+ * caller is closing).
+ */
+void	smtp_session_hangup(struct smtp_session *s, enum smtp_hangup why);
+
+/*
+ * Copy up to len bytes in; returns how many were taken: 0 when the buffer
+ * is full, and always 0 while closing or between SMTP_EV_STARTTLS and
+ * smtp_session_tls_started() (what arrives then belongs to TLS).
+ */
+size_t	smtp_session_feed(struct smtp_session *s, const char *buf, size_t len);
+
+/*
+ * Zero-copy input: a place for up to *len bytes to be read into, then
+ * smtp_session_input_commit() with the count read.  NULL with *len 0 when
+ * proto takes no input now (buffer full, closing, or STARTTLS pending),
+ * or when out of memory (then smtp_session_oom() is true).
+ */
+char	*smtp_session_input_space(struct smtp_session *s, size_t *len);
+void	 smtp_session_input_commit(struct smtp_session *s, size_t n);
+
+enum smtp_ev	smtp_session_next(struct smtp_session *s, struct smtp_event *ev);
+
+/* Replies not yet written; NULL with *len 0 when none. */
+const char	*smtp_session_output(struct smtp_session *s, size_t *len);
+void		 smtp_session_output_done(struct smtp_session *s, size_t n);
+
+/* Answers to decision events. */
+void	smtp_session_rcpt_result(struct smtp_session *s,
+	    enum smtp_rcpt_result r);
+void	smtp_session_message_result(struct smtp_session *s,
+	    enum smtp_msg_result r, const char *id);
+/* The handshake after SMTP_EV_STARTTLS succeeded: reset the session. */
+void	smtp_session_tls_started(struct smtp_session *s);
+
+/* State queries for the caller's bookkeeping. */
+bool	smtp_session_closing(const struct smtp_session *s);
+bool	smtp_session_in_data(const struct smtp_session *s);
+bool	smtp_session_in_transaction(const struct smtp_session *s);
+bool	smtp_session_tls_active(const struct smtp_session *s);
+bool	smtp_session_oom(const struct smtp_session *s);
+
+#endif

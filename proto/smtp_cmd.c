@@ -1,0 +1,519 @@
+/*
+ * smtp_cmd.c - the command table and one handler per command.
+ *
+ * Each handler validates its arguments and the session state first, and
+ * only then changes state and queues its reply (OpenSMTPD's check/proceed
+ * split).  A handler returns the event the caller must see, SMTP_EV_REJECT
+ * after any 4xx/5xx, or SMTP_EV_NONE.  Reply texts and enhanced status
+ * codes (RFC 3463) are chosen here; smtp_reply() formats and counts them.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "smtp_int.h"
+
+enum cmd_flags {
+	/* RFC 3207 section 4: allowed before TLS when TLS is required. */
+	CMD_PRE_TLS = 1 << 0,
+};
+
+struct smtp_cmd {
+	const char	*name;
+	enum smtp_ev	(*fn)(struct smtp_session *, const char *, size_t,
+			    struct smtp_event *);
+	unsigned	 flags;
+};
+
+#define REJECT		SMTP_EV_REJECT
+
+static enum smtp_ev
+syntax(struct smtp_session *s, const char *usage)
+{
+	smtp_reply(s, 501, "5.5.4", "Syntax: %s", usage);
+	return REJECT;
+}
+
+/* ---- HELO / EHLO (RFC 5321 4.1.1.1) ----------------------------------- */
+
+static enum smtp_ev
+hello(struct smtp_session *s, const char *a, size_t n, struct smtp_event *ev,
+    bool esmtp)
+{
+	const char *name;
+	size_t i;
+
+	if (n < 2 || a[0] != ' ')
+		return syntax(s, esmtp ? "EHLO hostname" : "HELO hostname");
+	name = a + 1;
+	n--;
+	for (i = 0; i < n; i++)
+		if (name[i] == ' ')
+			return syntax(s, esmtp ? "EHLO hostname" :
+			    "HELO hostname");
+	if (!smtp_valid_helo(name, n)) {
+		smtp_reply(s, 501, "5.5.4", "Invalid domain name");
+		return REJECT;
+	}
+
+	/* A new HELO/EHLO ends any open transaction (RFC 5321 4.1.4). */
+	smtp_txn_reset(s);
+	s->helo_seen = true;
+	s->esmtp = esmtp;
+	if (esmtp) {
+		const struct smtp_config *c = s->cfg;
+		char buf[SMTP_REPLY_MAX];
+		size_t len = 0;
+
+#define LINE(...) do {							\
+	int m_ = snprintf(buf + len, sizeof(buf) - len, __VA_ARGS__);	\
+	if (m_ > 0)							\
+		len += (size_t)m_;					\
+} while (0)
+		LINE("250-%s\r\n", c->hostname);
+		LINE("250-PIPELINING\r\n");
+		LINE("250-SIZE %llu\r\n",
+		    (unsigned long long)c->limits.message_size);
+		LINE("250-8BITMIME\r\n");
+		if (c->tls_available && !s->tls_active)
+			LINE("250-STARTTLS\r\n");
+		LINE("250 ENHANCEDSTATUSCODES\r\n");
+#undef LINE
+		if (len >= sizeof(buf))
+			len = sizeof(buf) - 1;
+		smtp_reply_raw(s, buf, len);
+	} else {
+		smtp_reply(s, 250, NULL, "%s", s->cfg->hostname);
+	}
+	ev->helo = name;
+	ev->helo_len = n;
+	ev->esmtp = esmtp;
+	return SMTP_EV_HELO;
+}
+
+static enum smtp_ev
+cmd_ehlo(struct smtp_session *s, const char *a, size_t n,
+    struct smtp_event *ev)
+{
+	return hello(s, a, n, ev, true);
+}
+
+static enum smtp_ev
+cmd_helo(struct smtp_session *s, const char *a, size_t n,
+    struct smtp_event *ev)
+{
+	return hello(s, a, n, ev, false);
+}
+
+/* ---- MAIL, RCPT (RFC 5321 4.1.1.2-3) ---------------------------------- */
+
+/*
+ * " FROM:" / " TO:" then the path.  RFC 5321 4.1.2 has no space after the
+ * colon, but widespread clients send one; it carries no ambiguity, so it
+ * is accepted (as Postfix and OpenSMTPD do).
+ */
+static bool
+path_prefix(const char **a, size_t *n, const char *kw)
+{
+	size_t k = strlen(kw);
+
+	if (*n < k + 1 || (*a)[0] != ' ' || !smtp_ieq(*a + 1, k, kw))
+		return false;
+	*a += k + 1;
+	*n -= k + 1;
+	while (*n > 0 && **a == ' ') {
+		(*a)++;
+		(*n)--;
+	}
+	return true;
+}
+
+/*
+ * " FROM:<path>" or " TO:<path>": parse the path into ev->path and move
+ * *a past it, to the parameters.  On an error the reply is queued and
+ * false returned.  MAIL errors are 5.1.7 and RCPT errors 5.1.3 (RFC 3463:
+ * bad sender / bad destination mailbox address syntax).
+ */
+static bool
+take_path(struct smtp_session *s, const char **a, size_t *n,
+    struct smtp_event *ev, bool mail)
+{
+	const char *usage = mail ? "MAIL FROM:<address>" : "RCPT TO:<address>";
+	const char *enh = mail ? "5.1.7" : "5.1.3";
+	const char *who = mail ? "Sender" : "Recipient";
+	unsigned flags = mail ? SMTP_PATH_NULL_OK : SMTP_PATH_POSTMASTER;
+	size_t used;
+
+	if (!path_prefix(a, n, mail ? "FROM:" : "TO:")) {
+		syntax(s, usage);
+		return false;
+	}
+	switch (smtp_parse_path(*a, *n, flags, &ev->path, &used)) {
+	case SMTP_PATH_OK:
+		*a += used;
+		*n -= used;
+		return true;
+	case SMTP_PATH_TOO_LONG:
+		smtp_reply(s, 501, enh, "%s address too long", who);
+		return false;
+	case SMTP_PATH_NO_BRACKETS:
+		syntax(s, usage);
+		return false;
+	case SMTP_PATH_SYNTAX:
+		break;
+	}
+	smtp_reply(s, 501, enh, "Bad %s address syntax",
+	    mail ? "sender" : "recipient");
+	return false;
+}
+
+static bool
+parse_size(const char *v, size_t n, uint64_t *out)
+{
+	uint64_t x = 0;
+	size_t i;
+
+	/* RFC 1870: size-value = 1*20DIGIT; saturate rather than wrap. */
+	if (n == 0 || n > 20)
+		return false;
+	for (i = 0; i < n; i++) {
+		if (v[i] < '0' || v[i] > '9')
+			return false;
+		if (x > (UINT64_MAX - 9) / 10)
+			x = UINT64_MAX;
+		else
+			x = x * 10 + (uint64_t)(v[i] - '0');
+	}
+	*out = x;
+	return true;
+}
+
+static enum smtp_ev
+cmd_mail(struct smtp_session *s, const char *a, size_t n,
+    struct smtp_event *ev)
+{
+	const char *end = a + n, *p;
+	struct smtp_param prm;
+	bool have_size = false;
+	int r;
+
+	if (!s->helo_seen) {
+		smtp_reply(s, 503, "5.5.1", "Error: send HELO/EHLO first");
+		return REJECT;
+	}
+	if (s->in_txn) {
+		smtp_reply(s, 503, "5.5.1", "Error: nested MAIL command");
+		return REJECT;
+	}
+	if (!take_path(s, &a, &n, ev, true))
+		return REJECT;
+
+	ev->body = SMTP_BODY_NONE;
+	ev->size = 0;
+	p = a;
+	while ((r = smtp_next_param(&p, end, &prm)) == 1) {
+		if (!s->esmtp) {
+			/* RFC 1869 section 4.1.1: parameters need EHLO. */
+			smtp_reply(s, 555, "5.5.4",
+			    "Parameters are not allowed after HELO");
+			return REJECT;
+		}
+		if (smtp_ieq(prm.key, prm.key_len, "SIZE")) {
+			if (have_size) {
+				smtp_reply(s, 501, "5.5.4",
+				    "Duplicate SIZE parameter");
+				return REJECT;
+			}
+			have_size = true;
+			if (prm.value == NULL ||
+			    !parse_size(prm.value, prm.value_len, &ev->size)) {
+				smtp_reply(s, 501, "5.5.4", "Bad SIZE value");
+				return REJECT;
+			}
+		} else if (smtp_ieq(prm.key, prm.key_len, "BODY")) {
+			if (ev->body != SMTP_BODY_NONE) {
+				smtp_reply(s, 501, "5.5.4",
+				    "Duplicate BODY parameter");
+				return REJECT;
+			}
+			if (prm.value != NULL &&
+			    smtp_ieq(prm.value, prm.value_len, "7BIT"))
+				ev->body = SMTP_BODY_7BIT;
+			else if (prm.value != NULL &&
+			    smtp_ieq(prm.value, prm.value_len, "8BITMIME"))
+				ev->body = SMTP_BODY_8BITMIME;
+			else {
+				smtp_reply(s, 501, "5.5.4", "Bad BODY value");
+				return REJECT;
+			}
+		} else {
+			/* RFC 5321 4.1.1.11 / RFC 1869: 555 for unknown. */
+			smtp_reply(s, 555, "5.5.4",
+			    "Unsupported parameter %.*s",
+			    (int)(prm.key_len > 40 ? 40 : prm.key_len),
+			    prm.key);
+			return REJECT;
+		}
+	}
+	if (r < 0)
+		return syntax(s, "MAIL FROM:<address> [parameters]");
+
+	/* RFC 1870 section 6.2: refuse a declared size over the limit. */
+	if (have_size && ev->size > s->cfg->limits.message_size) {
+		smtp_reply(s, 552, "5.3.4",
+		    "Message size exceeds fixed maximum message size");
+		return REJECT;
+	}
+
+	s->in_txn = true;
+	s->rcpt_ok = s->rcpt_tried = 0;
+	s->body = ev->body;
+	smtp_reply(s, 250, "2.1.0", "Ok");
+	return SMTP_EV_MAIL;
+}
+
+static enum smtp_ev
+cmd_rcpt(struct smtp_session *s, const char *a, size_t n,
+    struct smtp_event *ev)
+{
+	const char *end = a + n, *p;
+	struct smtp_param prm;
+	int r;
+
+	if (!s->in_txn) {
+		smtp_reply(s, 503, "5.5.1", "Error: need MAIL command");
+		return REJECT;
+	}
+	if (!take_path(s, &a, &n, ev, false))
+		return REJECT;
+	p = a;
+	r = smtp_next_param(&p, end, &prm);
+	if (r < 0)
+		return syntax(s, "RCPT TO:<address> [parameters]");
+	if (r > 0) {
+		smtp_reply(s, 555, "5.5.4", "Unsupported parameter %.*s",
+		    (int)(prm.key_len > 40 ? 40 : prm.key_len), prm.key);
+		return REJECT;
+	}
+	if (s->rcpt_ok >= s->cfg->limits.rcpt_max) {
+		smtp_reply(s, 452, "4.5.3", "Error: too many recipients");
+		return REJECT;
+	}
+	/* The caller decides; smtp_session_rcpt_result() replies. */
+	s->wait = WAIT_RCPT;
+	return SMTP_EV_RCPT;
+}
+
+/* ---- DATA (RFC 5321 4.1.1.4) ------------------------------------------ */
+
+static enum smtp_ev
+cmd_data(struct smtp_session *s, const char *a, size_t n,
+    struct smtp_event *ev)
+{
+	if (n > 0)
+		return syntax(s, "DATA");
+	if (!s->in_txn) {
+		smtp_reply(s, 503, "5.5.1", "Error: need MAIL command");
+		return REJECT;
+	}
+	if (s->rcpt_tried == 0) {
+		smtp_reply(s, 503, "5.5.1", "Error: need RCPT command");
+		return REJECT;
+	}
+	if (s->rcpt_ok == 0) {
+		/* RFC 5321 3.3: all recipients refused: 554 (or 503). */
+		smtp_reply(s, 554, "5.5.1", "Error: no valid recipients");
+		return REJECT;
+	}
+	smtp_reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
+	smtp_data_begin(s);
+	return SMTP_EV_DATA;
+}
+
+/* ---- the rest --------------------------------------------------------- */
+
+static enum smtp_ev
+cmd_rset(struct smtp_session *s, const char *a, size_t n,
+    struct smtp_event *ev)
+{
+	bool had = s->in_txn;
+
+	if (n > 0)
+		return syntax(s, "RSET");
+	smtp_txn_reset(s);
+	smtp_reply(s, 250, "2.0.0", "Ok");
+	return had ? SMTP_EV_RSET : SMTP_EV_NONE;
+}
+
+static enum smtp_ev
+cmd_noop(struct smtp_session *s, const char *a, size_t n,
+    struct smtp_event *ev)
+{
+	/* RFC 5321 4.1.1.9: a parameter may be given and is ignored. */
+	smtp_reply(s, 250, "2.0.0", "Ok");
+	return SMTP_EV_NONE;
+}
+
+static enum smtp_ev
+cmd_quit(struct smtp_session *s, const char *a, size_t n,
+    struct smtp_event *ev)
+{
+	if (n > 0)
+		return syntax(s, "QUIT");
+	smtp_reply(s, 221, "2.0.0", "Bye");
+	smtp_close(s, SMTP_REASON_QUIT);
+	return SMTP_EV_NONE;
+}
+
+static enum smtp_ev
+cmd_vrfy(struct smtp_session *s, const char *a, size_t n,
+    struct smtp_event *ev)
+{
+	if (n < 2)
+		return syntax(s, "VRFY address");
+	/* RFC 5321 3.5.3: 252 when we will not verify but will accept. */
+	smtp_reply(s, 252, "2.5.2",
+	    "Cannot VRFY user, but will accept message and attempt delivery");
+	return SMTP_EV_NONE;
+}
+
+static enum smtp_ev
+cmd_help(struct smtp_session *s, const char *a, size_t n,
+    struct smtp_event *ev)
+{
+	smtp_reply(s, 214, "2.0.0",
+	    "Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP%s",
+	    s->cfg->tls_available ? " STARTTLS" : "");
+	return SMTP_EV_NONE;
+}
+
+/* RFC 3207 section 4. */
+static enum smtp_ev
+cmd_starttls(struct smtp_session *s, const char *a, size_t n,
+    struct smtp_event *ev)
+{
+	if (n > 0)
+		return syntax(s, "STARTTLS");
+	if (s->tls_active) {
+		smtp_reply(s, 503, "5.5.1", "Error: TLS already active");
+		return REJECT;
+	}
+	if (!s->cfg->tls_available) {
+		smtp_reply(s, 454, "4.7.0", "TLS not available");
+		return REJECT;
+	}
+	/*
+	 * Anything the client sent after this line was sent in plaintext
+	 * before the handshake; it must not be executed inside TLS
+	 * (RFC 3207 section 6, CVE-2011-0411).  Drop it now, and whatever
+	 * arrives until tls_started() is called.
+	 */
+	ev->discarded = s->in_len - s->in_off;
+	s->in_off = s->in_len;
+	smtp_reply(s, 220, "2.0.0", "Ready to start TLS");
+	s->wait = WAIT_TLS;
+	return SMTP_EV_STARTTLS;
+}
+
+/* Known commands that an MX does not offer. */
+static enum smtp_ev
+cmd_unimplemented(struct smtp_session *s, const char *a, size_t n,
+    struct smtp_event *ev)
+{
+	smtp_reply(s, 502, "5.5.1", "Error: command not implemented");
+	return REJECT;
+}
+
+static const struct smtp_cmd cmd_table[] = {
+	{ "EHLO",	cmd_ehlo,		CMD_PRE_TLS },
+	{ "HELO",	cmd_helo,		CMD_PRE_TLS },
+	{ "MAIL",	cmd_mail,		0 },
+	{ "RCPT",	cmd_rcpt,		0 },
+	{ "DATA",	cmd_data,		0 },
+	{ "RSET",	cmd_rset,		CMD_PRE_TLS },
+	{ "NOOP",	cmd_noop,		CMD_PRE_TLS },
+	{ "QUIT",	cmd_quit,		CMD_PRE_TLS },
+	{ "VRFY",	cmd_vrfy,		0 },
+	{ "HELP",	cmd_help,		0 },
+	{ "STARTTLS",	cmd_starttls,		CMD_PRE_TLS },
+	{ "EXPN",	cmd_unimplemented,	0 },
+	{ "AUTH",	cmd_unimplemented,	0 },
+	{ "BDAT",	cmd_unimplemented,	0 },
+	{ "ETRN",	cmd_unimplemented,	0 },
+	{ "TURN",	cmd_unimplemented,	0 },
+	{ "ATRN",	cmd_unimplemented,	0 },
+	{ "SEND",	cmd_unimplemented,	0 },
+	{ "SOML",	cmd_unimplemented,	0 },
+	{ "SAML",	cmd_unimplemented,	0 },
+};
+
+/*
+ * One command line, without its CRLF.  Trailing SP and HT are dropped
+ * (tolerated, as by every deployed server); control octets are refused.
+ */
+enum smtp_ev
+smtp_cmd_line(struct smtp_session *s, const char *line, size_t len,
+    struct smtp_event *ev)
+{
+	const struct smtp_cmd *c = NULL;
+	size_t i, vlen;
+
+	while (len > 0 && (line[len - 1] == ' ' || line[len - 1] == '\t'))
+		len--;
+	ev->arg = line;
+	ev->arg_len = len;
+	ev->cmd = "";
+	for (i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)line[i];
+
+		if (ch < 32 || ch == 127) {
+			smtp_reply(s, 500, "5.5.2",
+			    "Error: invalid character in command");
+			return REJECT;
+		}
+	}
+	if (len == 0) {
+		smtp_reply(s, 500, "5.5.2", "Error: bad syntax");
+		return REJECT;
+	}
+	for (vlen = 0; vlen < len && line[vlen] != ' '; vlen++)
+		;
+	for (i = 0; i < sizeof(cmd_table) / sizeof(cmd_table[0]); i++) {
+		if (smtp_ieq(line, vlen, cmd_table[i].name)) {
+			c = &cmd_table[i];
+			break;
+		}
+	}
+	if (c == NULL) {
+		smtp_reply(s, 500, "5.5.1", "Error: command unrecognized");
+		return REJECT;
+	}
+	ev->cmd = c->name;
+	ev->arg = line + vlen;
+	ev->arg_len = len - vlen;
+	/* RFC 5321 4.5.3.1.4: 512 octets, MAIL and RCPT get more room. */
+	if (len + 2 > s->cfg->limits.cmd_line &&
+	    strcmp(c->name, "MAIL") != 0 && strcmp(c->name, "RCPT") != 0)
+		return smtp_cmd_too_long(s, ev);
+	if (s->cfg->tls_required && !s->tls_active &&
+	    !(c->flags & CMD_PRE_TLS)) {
+		smtp_reply(s, 530, "5.7.0",
+		    "Must issue a STARTTLS command first");
+		return REJECT;
+	}
+	return c->fn(s, line + vlen, len - vlen, ev);
+}
+
+enum smtp_ev
+smtp_cmd_too_long(struct smtp_session *s, struct smtp_event *ev)
+{
+	smtp_reply(s, 500, "5.5.2", "Error: line too long");
+	return REJECT;
+}
+
+enum smtp_ev
+smtp_cmd_bare_newline(struct smtp_session *s, struct smtp_event *ev)
+{
+	/* RFC 5321 2.3.8: lines end in CRLF; a bare LF is refused. */
+	smtp_reply(s, 500, "5.5.2", "Error: bare <LF> received");
+	return REJECT;
+}
