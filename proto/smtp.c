@@ -201,6 +201,14 @@ takes_input(const struct smtp_session *s)
 	return s->mode != MODE_CLOSING && s->wait != WAIT_TLS && !s->oom;
 }
 
+bool
+smtp_session_wants_input(const struct smtp_session *s)
+{
+	if (!takes_input(s))
+		return false;
+	return s->in == NULL || s->in_len - s->in_off < SMTP_IN_CAP;
+}
+
 char *
 smtp_session_input_space(struct smtp_session *s, size_t *len)
 {

@@ -188,6 +188,8 @@ size_t	smtp_session_feed(struct smtp_session *s, const char *buf, size_t len);
  * or when out of memory (then smtp_session_oom() is true).
  */
 char	*smtp_session_input_space(struct smtp_session *s, size_t *len);
+/* Would input_space() offer room?  Allocates nothing. */
+bool	 smtp_session_wants_input(const struct smtp_session *s);
 void	 smtp_session_input_commit(struct smtp_session *s, size_t n);
 
 enum smtp_ev	smtp_session_next(struct smtp_session *s, struct smtp_event *ev);
@@ -203,6 +205,12 @@ void	smtp_session_message_result(struct smtp_session *s,
 	    enum smtp_msg_result r, const char *id);
 /* The handshake after SMTP_EV_STARTTLS succeeded: reset the session. */
 void	smtp_session_tls_started(struct smtp_session *s);
+
+/* Syntax checks of RFC 5321 4.1.2, on a whole string; also for config. */
+bool	smtp_valid_domain(const char *p, size_t len);
+bool	smtp_valid_address_literal(const char *p, size_t len);
+/* EHLO/HELO argument: as above, but '_' is allowed in labels. */
+bool	smtp_valid_helo(const char *p, size_t len);
 
 /* State queries for the caller's bookkeeping. */
 bool	smtp_session_closing(const struct smtp_session *s);

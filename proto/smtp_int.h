@@ -112,11 +112,6 @@ enum smtp_path_err	smtp_parse_path(const char *buf, size_t len,
 			    unsigned flags, struct smtp_path *out,
 			    size_t *used);
 
-/* Domain / address-literal (RFC 5321 4.1.2), whole string. */
-bool	smtp_valid_domain(const char *p, size_t len);
-bool	smtp_valid_address_literal(const char *p, size_t len);
-/* EHLO/HELO argument: as above, but '_' is allowed in labels. */
-bool	smtp_valid_helo(const char *p, size_t len);
 
 struct smtp_param {
 	const char	*key;

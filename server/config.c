@@ -1,0 +1,522 @@
+/*
+ * config.c - the key table, value parsers and the INI reader.
+ *
+ * Every key is one row of keys[]: its type, where it lands in struct
+ * config, and its range.  The same row serves the file, -o, the flags
+ * that are sugar for -o, and --help, so they cannot disagree.
+ *
+ * The file is read with inih through our own line reader, which counts
+ * lines (so an error names its line whatever inih reports) and refuses a
+ * line longer than inih's buffer instead of letting it be split in two.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ini.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "config.h"
+
+enum ktype {
+	K_HOSTNAME,
+	K_LISTEN,
+	K_DOMAIN,
+	K_PATH,
+	K_UINT,
+	K_SIZE,
+	K_DURATION,
+	K_BARE_NEWLINE,
+	K_LOG_LEVEL,
+	K_LOG_FORMAT,
+};
+
+struct key {
+	const char		*name;
+	enum ktype		 type;
+	size_t			 off;
+	unsigned long long	 min, max;
+	const char		*help;
+};
+
+#define OFF(f)	offsetof(struct config, f)
+
+static const struct key keys[] = {
+	{ "hostname", K_HOSTNAME, OFF(hostname), 0, 0,
+	    "our name in the greeting and Received (default: the host name)" },
+	{ "listen", K_LISTEN, 0, 0, 0,
+	    "ADDR:PORT to listen on, repeatable (default 127.0.0.1:2525)" },
+	{ "domain", K_DOMAIN, 0, 0, 0,
+	    "a domain we accept mail for, repeatable (default: any)" },
+	{ "maildir", K_PATH, OFF(maildir), 0, 0,
+	    "Maildir path; %d domain, %l local part (default ./mail)" },
+	{ "max_message_size", K_SIZE, OFF(smtp.limits.message_size),
+	    1024, 1ULL << 40, "octets, k/M/G suffixes (default 25M)" },
+	{ "max_recipients", K_UINT, OFF(smtp.limits.rcpt_max), 100, 100000,
+	    "per transaction (default 100)" },
+	{ "max_command_line", K_SIZE, OFF(smtp.limits.cmd_line), 512, 4096,
+	    "octets with CRLF (default 512)" },
+	{ "max_text_line", K_SIZE, OFF(smtp.limits.text_line), 0, 1 << 20,
+	    "octets with CRLF in DATA, 0 = no limit (default 1000)" },
+	{ "max_errors", K_UINT, OFF(smtp.limits.errors_max), 0, 1000,
+	    "bad commands before 421, 0 = no limit (default 10)" },
+	{ "max_connections", K_UINT, OFF(max_connections), 1, 1000000,
+	    "sessions at once; more wait in the backlog (default 1000)" },
+	{ "max_connections_per_ip", K_UINT, OFF(max_connections_per_ip), 0,
+	    1000000, "per client address, 0 = no limit (default 50)" },
+	{ "idle_timeout", K_DURATION, OFF(idle_timeout), 1, 86400,
+	    "wait for a command or data, s/m/h (default 300s)" },
+	{ "shutdown_grace", K_DURATION, OFF(shutdown_grace), 0, 3600,
+	    "time for DATA to finish on SIGTERM (default 30s)" },
+	{ "bare_newline", K_BARE_NEWLINE, OFF(smtp.bare_newline), 0, 0,
+	    "reject | normalize a bare CR or LF (default reject)" },
+	{ "delivery_threads", K_UINT, OFF(delivery_threads), 1, 256,
+	    "threads for file writes and fsync (default 4)" },
+	{ "log_level", K_LOG_LEVEL, OFF(log_level), 0, 0,
+	    "error | warn | info | debug (default info)" },
+	{ "log_format", K_LOG_FORMAT, OFF(log_format), 0, 0,
+	    "logfmt | json (default logfmt)" },
+};
+
+void
+config_print_keys(FILE *f)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		fprintf(f, "  %-24s %s\n", keys[i].name, keys[i].help);
+}
+
+void
+config_init(struct config *c)
+{
+	memset(c, 0, sizeof(*c));
+	smtp_config_init(&c->smtp);
+	c->max_connections = SMTP_DEF_CONN_MAX;
+	c->max_connections_per_ip = SMTP_DEF_CONN_PER_IP;
+	c->idle_timeout = SMTP_DEF_IDLE_TIMEOUT;
+	c->shutdown_grace = SMTP_DEF_SHUTDOWN_GRACE;
+	c->delivery_threads = 4;
+	c->log_level = LOG_INFO;
+	c->log_format = LOG_LOGFMT;
+}
+
+void
+config_free(struct config *c)
+{
+	size_t i;
+
+	for (i = 0; i < c->ndomains; i++)
+		free(c->domains[i]);
+	free(c->domains);
+	free(c->listen);
+	free(c->maildir);
+	memset(c, 0, sizeof(*c));
+}
+
+/* ---- value parsers ---------------------------------------------------- */
+
+static int
+parse_uint(const char *v, unsigned long long *out)
+{
+	char *end;
+
+	if (*v < '0' || *v > '9')
+		return -1;
+	errno = 0;
+	*out = strtoull(v, &end, 10);
+	if (errno != 0 || *end != 0)
+		return -1;
+	return 0;
+}
+
+/* "1048576", "512k", "25M", "1G", also "25MiB"/"25MB": binary units. */
+static int
+parse_size(const char *v, unsigned long long *out)
+{
+	unsigned long long n, mul = 1;
+	char *end;
+
+	if (*v < '0' || *v > '9')
+		return -1;
+	errno = 0;
+	n = strtoull(v, &end, 10);
+	if (errno != 0)
+		return -1;
+	switch (*end) {
+	case 0:	break;
+	case 'k': case 'K':	mul = 1ULL << 10; end++; break;
+	case 'm': case 'M':	mul = 1ULL << 20; end++; break;
+	case 'g': case 'G':	mul = 1ULL << 30; end++; break;
+	default:		return -1;
+	}
+	if (mul > 1 && (strcmp(end, "iB") == 0 || strcmp(end, "B") == 0))
+		end += strlen(end);
+	if (*end != 0 || (n != 0 && mul > ULLONG_MAX / n))
+		return -1;
+	*out = n * mul;
+	return 0;
+}
+
+/* "300", "300s", "5m", "1h", "250ms". */
+static int
+parse_duration(const char *v, double *out)
+{
+	char *end;
+	double d;
+
+	if (*v < '0' || *v > '9')
+		return -1;
+	errno = 0;
+	d = strtod(v, &end);
+	if (errno != 0)
+		return -1;
+	if (strcmp(end, "ms") == 0)
+		d /= 1000;
+	else if (strcmp(end, "m") == 0)
+		d *= 60;
+	else if (strcmp(end, "h") == 0)
+		d *= 3600;
+	else if (*end != 0 && strcmp(end, "s") != 0)
+		return -1;
+	*out = d;
+	return 0;
+}
+
+int
+config_parse_listen(const char *s, struct listen_conf *out)
+{
+	struct sockaddr_in *sin = (struct sockaddr_in *)&out->addr;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&out->addr;
+	char host[64];
+	const char *colon;
+	unsigned long long port;
+	size_t hl;
+
+	memset(out, 0, sizeof(*out));
+	if (strlen(s) >= sizeof(out->text))
+		return -1;
+	if (s[0] == '[') {
+		const char *rb = strchr(s, ']');
+
+		if (rb == NULL || rb[1] != ':')
+			return -1;
+		hl = (size_t)(rb - s - 1);
+		colon = rb + 1;
+		if (hl >= sizeof(host))
+			return -1;
+		memcpy(host, s + 1, hl);
+		host[hl] = 0;
+		if (inet_pton(AF_INET6, host, &sin6->sin6_addr) != 1)
+			return -1;
+		sin6->sin6_family = AF_INET6;
+		out->addrlen = sizeof(*sin6);
+	} else {
+		colon = strrchr(s, ':');
+		if (colon == NULL)
+			return -1;
+		hl = (size_t)(colon - s);
+		if (hl >= sizeof(host))
+			return -1;
+		memcpy(host, s, hl);
+		host[hl] = 0;
+		if (strcmp(host, "*") == 0)
+			strcpy(host, "0.0.0.0");
+		if (inet_pton(AF_INET, host, &sin->sin_addr) != 1)
+			return -1;
+		sin->sin_family = AF_INET;
+		out->addrlen = sizeof(*sin);
+	}
+	if (parse_uint(colon + 1, &port) != 0 || port > 65535)
+		return -1;
+	if (out->addr.ss_family == AF_INET6)
+		sin6->sin6_port = htons((uint16_t)port);
+	else
+		sin->sin_port = htons((uint16_t)port);
+	snprintf(out->text, sizeof(out->text), "%s", s);
+	return 0;
+}
+
+static int
+enum_index(const char *v, const char *const *names)
+{
+	int i;
+
+	for (i = 0; names[i] != NULL; i++)
+		if (strcasecmp(v, names[i]) == 0)
+			return i;
+	return -1;
+}
+
+/* ---- setting one key -------------------------------------------------- */
+
+int
+config_set(struct config *c, enum config_src src, const char *name,
+    const char *v, char *err, size_t errlen)
+{
+	static const char *const bare[] = { "reject", "normalize", NULL };
+	static const char *const levels[] = { "error", "warn", "info",
+	    "debug", NULL };
+	static const char *const formats[] = { "logfmt", "json", NULL };
+	const struct key *k = NULL;
+	unsigned long long u;
+	char *base = (char *)c;
+	size_t i;
+	int e;
+
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (strcmp(keys[i].name, name) == 0)
+			k = &keys[i];
+	if (k == NULL) {
+		snprintf(err, errlen, "%s: unknown key", name);
+		return -1;
+	}
+
+	switch (k->type) {
+	case K_HOSTNAME:
+		if (!smtp_valid_domain(v, strlen(v))) {
+			snprintf(err, errlen, "%s: '%s' is not a domain name",
+			    name, v);
+			return -1;
+		}
+		snprintf(c->hostname, sizeof(c->hostname), "%s", v);
+		return 0;
+
+	case K_LISTEN: {
+		struct listen_conf lc, *nl;
+
+		if (config_parse_listen(v, &lc) != 0) {
+			snprintf(err, errlen, "%s: '%s' is not ADDR:PORT "
+			    "(IPv4 or [IPv6], numeric, port 0-65535)",
+			    name, v);
+			return -1;
+		}
+		if (c->listen_src != src)
+			c->nlisten = 0;	/* a later layer replaces */
+		c->listen_src = src;
+		nl = realloc(c->listen, (c->nlisten + 1) * sizeof(*nl));
+		if (nl == NULL)
+			goto oom;
+		c->listen = nl;
+		c->listen[c->nlisten++] = lc;
+		return 0;
+	}
+
+	case K_DOMAIN: {
+		char **nd, *d;
+
+		if (!smtp_valid_domain(v, strlen(v))) {
+			snprintf(err, errlen, "%s: '%s' is not a domain name",
+			    name, v);
+			return -1;
+		}
+		if (c->domain_src != src) {
+			for (i = 0; i < c->ndomains; i++)
+				free(c->domains[i]);
+			c->ndomains = 0;
+		}
+		c->domain_src = src;
+		d = strdup(v);
+		nd = realloc(c->domains, (c->ndomains + 1) * sizeof(*nd));
+		if (d == NULL || nd == NULL) {
+			free(d);
+			if (nd != NULL)
+				c->domains = nd;
+			goto oom;
+		}
+		for (i = 0; d[i]; i++)
+			if (d[i] >= 'A' && d[i] <= 'Z')
+				d[i] = (char)(d[i] + 32);
+		c->domains = nd;
+		c->domains[c->ndomains++] = d;
+		return 0;
+	}
+
+	case K_PATH: {
+		char **p = (char **)(base + k->off);
+
+		if (*v == 0) {
+			snprintf(err, errlen, "%s: empty path", name);
+			return -1;
+		}
+		free(*p);
+		*p = strdup(v);
+		if (*p == NULL)
+			goto oom;
+		return 0;
+	}
+
+	case K_UINT:
+	case K_SIZE:
+		if ((k->type == K_UINT ? parse_uint(v, &u) :
+		    parse_size(v, &u)) != 0 || u < k->min || u > k->max) {
+			snprintf(err, errlen, "%s: expected %s from %llu to "
+			    "%llu, got '%s'", name, k->type == K_UINT ?
+			    "a number" : "a size", k->min, k->max, v);
+			return -1;
+		}
+		if (k->off == OFF(smtp.limits.message_size))
+			c->smtp.limits.message_size = u;
+		else if (k->type == K_SIZE)
+			*(size_t *)(base + k->off) = (size_t)u;
+		else
+			*(unsigned *)(base + k->off) = (unsigned)u;
+		return 0;
+
+	case K_DURATION: {
+		double d;
+
+		if (parse_duration(v, &d) != 0 || d < (double)k->min ||
+		    d > (double)k->max) {
+			snprintf(err, errlen, "%s: expected a duration from "
+			    "%llus to %llus (e.g. 300s, 5m), got '%s'", name,
+			    k->min, k->max, v);
+			return -1;
+		}
+		*(double *)(base + k->off) = d;
+		return 0;
+	}
+
+	case K_BARE_NEWLINE:
+		if ((e = enum_index(v, bare)) < 0)
+			goto bad_enum;
+		c->smtp.bare_newline = (enum smtp_bare_newline)e;
+		return 0;
+	case K_LOG_LEVEL:
+		if ((e = enum_index(v, levels)) < 0)
+			goto bad_enum;
+		c->log_level = (enum log_level)e;
+		return 0;
+	case K_LOG_FORMAT:
+		if ((e = enum_index(v, formats)) < 0)
+			goto bad_enum;
+		c->log_format = (enum log_format)e;
+		return 0;
+	}
+	return 0;
+
+bad_enum:
+	snprintf(err, errlen, "%s: '%s' is not one of: %s", name, v,
+	    k->help);
+	return -1;
+oom:
+	snprintf(err, errlen, "%s: out of memory", name);
+	return -1;
+}
+
+/* ---- the file --------------------------------------------------------- */
+
+struct file_ctx {
+	struct config	*c;
+	FILE		*f;
+	const char	*path;
+	int		 line;
+	bool		 failed;
+	char		*err;
+	size_t		 errlen;
+};
+
+/* inih's reader: one line at a time, counted, over-long lines refused. */
+static char *
+read_line(char *str, int num, void *stream)
+{
+	struct file_ctx *x = stream;
+	size_t n;
+
+	if (x->failed || fgets(str, num, x->f) == NULL)
+		return NULL;
+	x->line++;
+	n = strlen(str);
+	if (n == (size_t)num - 1 && str[n - 1] != '\n' && !feof(x->f)) {
+		snprintf(x->err, x->errlen, "%s:%d: line longer than %d octets",
+		    x->path, x->line, num - 2);
+		x->failed = true;
+		return NULL;
+	}
+	return str;
+}
+
+static int
+on_key(void *user, const char *section, const char *name, const char *value)
+{
+	struct file_ctx *x = user;
+	char why[512];
+
+	if (x->failed)
+		return 0;
+	if (section[0] != 0) {
+		snprintf(x->err, x->errlen, "%s:%d: unknown section [%s]",
+		    x->path, x->line, section);
+		x->failed = true;
+		return 0;
+	}
+	if (config_set(x->c, CONFIG_SRC_FILE, name, value, why,
+	    sizeof(why)) != 0) {
+		snprintf(x->err, x->errlen, "%s:%d: %s", x->path, x->line,
+		    why);
+		x->failed = true;
+		return 0;
+	}
+	return 1;
+}
+
+int
+config_load_file(struct config *c, const char *path, char *err,
+    size_t errlen)
+{
+	struct file_ctx x = { c, NULL, path, 0, false, err, errlen };
+	int r;
+
+	x.f = fopen(path, "r");
+	if (x.f == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	r = ini_parse_stream(read_line, &x, on_key, &x);
+	fclose(x.f);
+	if (x.failed)
+		return -1;
+	if (r != 0) {
+		snprintf(err, errlen, "%s:%d: syntax error (expected "
+		    "'key = value', '[section]' or a comment)", path, r);
+		return -1;
+	}
+	return 0;
+}
+
+int
+config_finish(struct config *c, char *err, size_t errlen)
+{
+	char err2[256];
+
+	if (c->hostname[0] == 0) {
+		char h[256];
+
+		if (gethostname(h, sizeof(h)) != 0 ||
+		    !smtp_valid_domain(h, strnlen(h, sizeof(h))))
+			strcpy(h, "localhost");
+		h[sizeof(h) - 1] = 0;
+		snprintf(c->hostname, sizeof(c->hostname), "%s", h);
+	}
+	c->smtp.hostname = c->hostname;
+	if (c->nlisten == 0 && config_set(c, CONFIG_SRC_DEFAULT, "listen",
+	    "127.0.0.1:2525", err2, sizeof(err2)) != 0) {
+		snprintf(err, errlen, "%s", err2);
+		return -1;
+	}
+	if (c->maildir == NULL && (c->maildir = strdup("./mail")) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if (c->smtp.limits.text_line != 0 && c->smtp.limits.text_line < 1000) {
+		snprintf(err, errlen, "max_text_line: RFC 5321 4.5.3.1.6 "
+		    "requires at least 1000 octets (or 0 for no limit)");
+		return -1;
+	}
+	return 0;
+}

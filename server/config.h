@@ -1,0 +1,73 @@
+/*
+ * config.h - mxd's configuration: defaults, the INI file, -o overrides.
+ *
+ * A struct config is filled in three layers, each overriding the last:
+ * built-in defaults (config_init), the file (config_load_file), then the
+ * command line (config_set with CONFIG_SRC_CMDLINE).  config_finish()
+ * checks the whole and derives what depends on several keys; after it,
+ * the struct is read-only for the life of the server.  Every key, with
+ * its default and range, is in docs/mxd.conf.5.
+ */
+#ifndef MXD_CONFIG_H
+#define MXD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+#include "log.h"
+#include "smtp.h"
+
+enum config_src {
+	CONFIG_SRC_DEFAULT = 0,
+	CONFIG_SRC_FILE,
+	CONFIG_SRC_CMDLINE,
+};
+
+struct listen_conf {
+	char			text[80];	/* "127.0.0.1:2525", "[::1]:25" */
+	struct sockaddr_storage	addr;
+	socklen_t		addrlen;
+};
+
+struct config {
+	char			 hostname[256];
+	struct listen_conf	*listen;
+	size_t			 nlisten;
+	char			**domains;	/* lower case */
+	size_t			 ndomains;
+	char			*maildir;	/* path, maybe with %d %l */
+	struct smtp_config	 smtp;		/* limits, policy for proto */
+	unsigned		 max_connections;
+	unsigned		 max_connections_per_ip;
+	double			 idle_timeout;	/* seconds */
+	double			 shutdown_grace;
+	unsigned		 delivery_threads;
+	enum log_level		 log_level;
+	enum log_format		 log_format;
+
+	/* Which layer last set the repeatable keys (a layer replaces). */
+	enum config_src		 listen_src;
+	enum config_src		 domain_src;
+};
+
+void	config_init(struct config *c);
+void	config_free(struct config *c);
+
+/* 0, or -1 with "FILE:LINE: key: why" in err. */
+int	config_load_file(struct config *c, const char *path, char *err,
+	    size_t errlen);
+/* One key; 0, or -1 with "key: why" in err. */
+int	config_set(struct config *c, enum config_src src, const char *key,
+	    const char *value, char *err, size_t errlen);
+/* Checks across keys, defaults that depend on others. */
+int	config_finish(struct config *c, char *err, size_t errlen);
+
+/* Parse "ADDR:PORT" (IPv4, or [IPv6]); no DNS.  0 or -1. */
+int	config_parse_listen(const char *s, struct listen_conf *out);
+
+/* The key names, for --help. */
+void	config_print_keys(FILE *f);
+
+#endif

@@ -1,0 +1,673 @@
+/*
+ * conn.c - one SMTP connection: socket, watchers, timer, transaction.
+ *
+ * Moves bytes between the transport and proto, answers proto's events
+ * (policy for RCPT, delivery for the body), and writes proto's replies.
+ * The byte transport is a small table of functions so that TLS can take
+ * over a live session after STARTTLS without proto noticing.
+ *
+ * One exit: conn_close() stops the watchers, closes the transport and
+ * the fd, drops any transaction, logs the disconnect line and frees.  A
+ * callback that may have closed the connection returns at once after;
+ * pump() is the only function that calls conn_close() on the way out of
+ * an event, and says so by returning false.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "delivery.h"
+#include "log.h"
+#include "server.h"
+
+/* Transport results besides a byte count. */
+enum {
+	IO_EOF = 0,
+	IO_ERR = -1,
+	IO_WANT_READ = -2,
+	IO_WANT_WRITE = -3,
+};
+
+struct transport {
+	const char	*name;
+	ssize_t		(*read)(struct conn *c, void *buf, size_t len);
+	ssize_t		(*write)(struct conn *c, const void *buf, size_t len);
+};
+
+/* After a 421 or QUIT, how long the last reply may take to leave. */
+#define CONN_LINGER	10.0
+
+struct conn {
+	ev_io			 rio;
+	ev_io			 wio;
+	ev_timer		 timer;
+	struct server		*srv;
+	struct conn		*prev, *next;
+	int			 fd;
+	const struct transport	*tr;
+	struct smtp_session	*smtp;
+	struct delivery_txn	*txn;
+
+	char			 sid[16];
+	char			 ip[INET6_ADDRSTRLEN];
+	unsigned		 port;
+	bool			 v6;
+	unsigned char		 ipkey[16];
+	bool			 ip_counted;
+	char			*helo;
+	bool			 esmtp;
+
+	bool			 busy;		/* delivery job: no input */
+	bool			 closing;	/* flush output, then close */
+	bool			 drain;		/* 421 after this transaction */
+	enum smtp_msg_result	 txn_error;	/* body could not be kept */
+	bool			 txn_failed;
+	uint64_t		 msg_size;
+	unsigned		 nmsg;		/* MAIL commands seen */
+	unsigned		 accepted;
+	unsigned		 rejected;
+	uint64_t		 bytes_in;
+	ev_tstamp		 start;
+	ev_tstamp		 data_start;
+	const char		*reason;	/* for the disconnect line */
+};
+
+/* ---- plaintext transport --------------------------------------------- */
+
+static ssize_t
+plain_read(struct conn *c, void *buf, size_t len)
+{
+	ssize_t n = recv(c->fd, buf, len, 0);
+
+	if (n >= 0)
+		return n;
+	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+		return IO_WANT_READ;
+	return IO_ERR;
+}
+
+static ssize_t
+plain_write(struct conn *c, const void *buf, size_t len)
+{
+	/* MSG_NOSIGNAL: a closed peer gives EPIPE, never SIGPIPE. */
+	ssize_t n = send(c->fd, buf, len, MSG_NOSIGNAL);
+
+	if (n >= 0)
+		return n;
+	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+		return IO_WANT_WRITE;
+	return IO_ERR;
+}
+
+static const struct transport plain_transport = {
+	"plain", plain_read, plain_write,
+};
+
+/* ---- helpers ---------------------------------------------------------- */
+
+struct conn *
+conn_next(struct conn *c)
+{
+	return c->next;
+}
+
+static struct conn *
+from_rio(ev_io *w)
+{
+	return (struct conn *)((char *)w - offsetof(struct conn, rio));
+}
+
+static struct conn *
+from_wio(ev_io *w)
+{
+	return (struct conn *)((char *)w - offsetof(struct conn, wio));
+}
+
+static struct conn *
+from_timer(ev_timer *w)
+{
+	return (struct conn *)((char *)w - offsetof(struct conn, timer));
+}
+
+static void
+log_path(struct logline *l, const char *key, const struct smtp_path *p)
+{
+	char buf[SMTP_PATH_MAX + 3];
+
+	snprintf(buf, sizeof(buf), "<%.*s>", (int)p->addr_len, p->addr);
+	log_str(l, key, buf);
+}
+
+static void
+drop_txn(struct conn *c)
+{
+	delivery_txn_abort(c->txn);
+	c->txn = NULL;
+	c->txn_failed = false;
+}
+
+/* ---- teardown --------------------------------------------------------- */
+
+static void
+conn_close(struct conn *c, const char *reason)
+{
+	struct server *srv = c->srv;
+	struct logline l;
+
+	ev_io_stop(srv->loop, &c->rio);
+	ev_io_stop(srv->loop, &c->wio);
+	ev_timer_stop(srv->loop, &c->timer);
+	if (c->fd >= 0)
+		close(c->fd);
+	drop_txn(c);
+
+	log_begin(&l, LOG_INFO, c->sid, "disconnect");
+	log_str(&l, "reason", reason != NULL ? reason : c->reason);
+	log_uint(&l, "accepted", c->accepted);
+	log_uint(&l, "rejected", c->rejected);
+	log_uint(&l, "bytes_in", c->bytes_in);
+	log_int(&l, "ms", (long long)((ev_now(srv->loop) - c->start) * 1000));
+	log_end(&l);
+
+	smtp_session_destroy(c->smtp);
+	if (c->ip_counted)
+		ipcount_add(srv, c->ipkey, -1);
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		srv->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	free(c->helo);
+	free(c);
+	server_conn_gone(srv);
+}
+
+/* ---- output and watchers ---------------------------------------------- */
+
+/* Write what proto queued; false when the connection was closed. */
+static bool
+flush_output(struct conn *c)
+{
+	const char *p;
+	size_t len;
+	ssize_t n;
+
+	while ((p = smtp_session_output(c->smtp, &len)) != NULL) {
+		n = c->tr->write(c, p, len);
+		if (n > 0) {
+			smtp_session_output_done(c->smtp, (size_t)n);
+			continue;
+		}
+		if (n == IO_WANT_WRITE || n == IO_WANT_READ)
+			break;
+		conn_close(c, "write_error");
+		return false;
+	}
+	if (c->closing && p == NULL) {
+		conn_close(c, NULL);
+		return false;
+	}
+	return true;
+}
+
+static void
+update_watchers(struct conn *c)
+{
+	struct ev_loop *loop = c->srv->loop;
+	size_t len;
+
+	if (smtp_session_output(c->smtp, &len) != NULL)
+		ev_io_start(loop, &c->wio);
+	else
+		ev_io_stop(loop, &c->wio);
+	if (!c->closing && !c->busy && smtp_session_wants_input(c->smtp))
+		ev_io_start(loop, &c->rio);
+	else
+		ev_io_stop(loop, &c->rio);
+}
+
+/* ---- events from proto ------------------------------------------------ */
+
+static void on_flushed(void *arg, enum smtp_msg_result r);
+static void on_committed(void *arg, enum smtp_msg_result r);
+static void finish_message(struct conn *c, enum smtp_msg_result r);
+static bool pump(struct conn *c);
+
+static void
+ev_rcpt(struct conn *c, const struct smtp_event *ev)
+{
+	const struct config *cfg = c->srv->cfg;
+	enum smtp_rcpt_result r = SMTP_RCPT_RELAY_DENIED;
+	struct logline l;
+	size_t i;
+
+	/*
+	 * No open relay: only our domains, or any domain when none is
+	 * configured.  <postmaster> without a domain is always ours
+	 * (RFC 5321 4.5.1).
+	 */
+	if (cfg->ndomains == 0 || ev->path.domain_len == 0)
+		r = SMTP_RCPT_OK;
+	for (i = 0; i < cfg->ndomains && r != SMTP_RCPT_OK; i++)
+		if (strlen(cfg->domains[i]) == ev->path.domain_len &&
+		    strncasecmp(cfg->domains[i], ev->path.domain,
+		    ev->path.domain_len) == 0)
+			r = SMTP_RCPT_OK;
+	if (r == SMTP_RCPT_OK && c->txn != NULL &&
+	    delivery_txn_add_rcpt(c->txn, &ev->path) != 0)
+		r = SMTP_RCPT_TEMPFAIL;
+	if (c->txn == NULL)
+		r = SMTP_RCPT_TEMPFAIL;
+
+	log_begin(&l, LOG_INFO, c->sid, "rcpt");
+	log_path(&l, "to", &ev->path);
+	log_str(&l, "result", r == SMTP_RCPT_OK ? "ok" :
+	    r == SMTP_RCPT_RELAY_DENIED ? "relay_denied" : "tempfail");
+	log_end(&l);
+	smtp_session_rcpt_result(c->smtp, r);
+}
+
+static void
+ev_data(struct conn *c)
+{
+	struct delivery_trace tr;
+
+	c->data_start = ev_now(c->srv->loop);
+	if (c->txn == NULL)
+		return;
+	tr.helo = c->helo != NULL ? c->helo : "unknown";
+	tr.client_ip = c->ip;
+	tr.client_v6 = c->v6;
+	tr.protocol = c->esmtp ? "ESMTP" : "SMTP";
+	tr.tls = NULL;
+	if (delivery_txn_begin_data(c->txn, &tr) != 0) {
+		c->txn_failed = true;
+		c->txn_error = SMTP_MSG_TEMPFAIL;
+	}
+}
+
+static void
+ev_body(struct conn *c, const struct smtp_event *ev)
+{
+	int r;
+
+	if (c->txn == NULL || c->txn_failed)
+		return;
+	r = delivery_txn_write(c->txn, ev->data, ev->data_len);
+	if (r < 0) {
+		c->txn_failed = true;
+		c->txn_error = SMTP_MSG_TEMPFAIL;
+	} else if (r > 0) {
+		/* Enough buffered: write it out, read no more meanwhile. */
+		c->busy = true;
+		delivery_txn_flush(c->txn, on_flushed, c);
+	}
+}
+
+static void
+ev_data_end(struct conn *c, const struct smtp_event *ev)
+{
+	c->msg_size = ev->msg_size;
+	if (c->txn == NULL || c->txn_failed) {
+		/* Answered now; pump()'s loop picks up the reply. */
+		finish_message(c, c->txn == NULL ? SMTP_MSG_TEMPFAIL :
+		    c->txn_error);
+		return;
+	}
+	c->busy = true;
+	ev_timer_stop(c->srv->loop, &c->timer);
+	delivery_txn_commit(c->txn, on_committed, c);
+}
+
+static void
+log_reject(struct conn *c, const struct smtp_event *ev)
+{
+	struct logline l;
+
+	c->rejected++;
+	log_begin(&l, LOG_INFO, c->sid, "reject");
+	log_str(&l, "cmd", ev->cmd != NULL ? ev->cmd : "");
+	log_int(&l, "code", ev->code);
+	log_strn(&l, "reply", ev->text, ev->text_len);
+	if (ev->type == SMTP_EV_DATA_ABORT) {
+		log_str(&l, "reason", smtp_reason_name(ev->reason));
+		log_uint(&l, "size", ev->msg_size);
+	} else if (ev->arg_len > 0) {
+		/* arg begins with the SP after the verb. */
+		log_strn(&l, "arg", ev->arg + 1, ev->arg_len - 1);
+	}
+	log_end(&l);
+}
+
+static void
+handle(struct conn *c, const struct smtp_event *ev)
+{
+	struct logline l;
+	char id[40];
+
+	switch (ev->type) {
+	case SMTP_EV_NONE:
+		break;
+	case SMTP_EV_HELO:
+		drop_txn(c);
+		free(c->helo);
+		c->helo = strndup(ev->helo, ev->helo_len);
+		c->esmtp = ev->esmtp;
+		log_begin(&l, LOG_INFO, c->sid, ev->esmtp ? "ehlo" : "helo");
+		log_strn(&l, "name", ev->helo, ev->helo_len);
+		log_end(&l);
+		break;
+	case SMTP_EV_MAIL:
+		drop_txn(c);
+		c->nmsg++;
+		snprintf(id, sizeof(id), "%s-%u", c->sid, c->nmsg);
+		c->txn = delivery_txn_create(c->srv->delivery, id, &ev->path);
+		log_begin(&l, LOG_INFO, c->sid, "mail");
+		log_path(&l, "from", &ev->path);
+		if (ev->size != 0)
+			log_uint(&l, "size", ev->size);
+		if (ev->body != SMTP_BODY_NONE)
+			log_str(&l, "body", ev->body == SMTP_BODY_7BIT ?
+			    "7bit" : "8bitmime");
+		log_end(&l);
+		break;
+	case SMTP_EV_RCPT:
+		ev_rcpt(c, ev);
+		break;
+	case SMTP_EV_DATA:
+		ev_data(c);
+		break;
+	case SMTP_EV_BODY:
+		ev_body(c, ev);
+		break;
+	case SMTP_EV_DATA_END:
+		ev_data_end(c, ev);
+		break;
+	case SMTP_EV_DATA_ABORT:
+		log_reject(c, ev);
+		drop_txn(c);
+		if (c->drain)
+			smtp_session_hangup(c->smtp, SMTP_HANGUP_SHUTDOWN);
+		break;
+	case SMTP_EV_RSET:
+		drop_txn(c);
+		break;
+	case SMTP_EV_STARTTLS:
+		/* Not offered until tls/ exists: proto answered 454. */
+		break;
+	case SMTP_EV_REJECT:
+		log_reject(c, ev);
+		break;
+	case SMTP_EV_CLOSE:
+		c->closing = true;
+		c->reason = smtp_reason_name(ev->reason);
+		/* The last reply gets a bounded time to leave. */
+		ev_timer_stop(c->srv->loop, &c->timer);
+		ev_timer_set(&c->timer, CONN_LINGER, 0.);
+		ev_timer_start(c->srv->loop, &c->timer);
+		break;
+	}
+}
+
+/*
+ * Drain proto's events, write its replies, set the watchers.  Returns
+ * false when the connection is gone.
+ */
+static bool
+pump(struct conn *c)
+{
+	struct smtp_event ev;
+
+	while (!c->busy && smtp_session_next(c->smtp, &ev) != SMTP_EV_NONE)
+		handle(c, &ev);
+	if (smtp_session_oom(c->smtp)) {
+		conn_close(c, "out_of_memory");
+		return false;
+	}
+	if (!flush_output(c))
+		return false;
+	update_watchers(c);
+	return true;
+}
+
+static void
+on_flushed(void *arg, enum smtp_msg_result r)
+{
+	struct conn *c = arg;
+
+	c->busy = false;
+	if (r != SMTP_MSG_OK) {
+		c->txn_failed = true;
+		c->txn_error = r;
+	}
+	pump(c);
+}
+
+/* The message's outcome: log it, answer proto, end the transaction. */
+static void
+finish_message(struct conn *c, enum smtp_msg_result r)
+{
+	struct logline l;
+	const char *id = c->txn != NULL ? delivery_txn_id(c->txn) : "-";
+	unsigned nrcpt = c->txn != NULL ? delivery_txn_rcpt_count(c->txn) : 0;
+	long long ms = (long long)((ev_now(c->srv->loop) - c->data_start) *
+	    1000);
+
+	c->busy = false;
+	if (r == SMTP_MSG_OK) {
+		c->accepted++;
+		log_begin(&l, LOG_INFO, c->sid, "accepted");
+		log_str(&l, "id", id);
+		log_uint(&l, "size", c->msg_size);
+		log_uint(&l, "rcpts", nrcpt);
+		log_int(&l, "ms", ms);
+		log_end(&l);
+	} else {
+		c->rejected++;
+		log_begin(&l, LOG_WARN, c->sid, "store_failed");
+		log_str(&l, "id", id);
+		log_str(&l, "result", r == SMTP_MSG_NOSPACE ? "no_space" :
+		    "tempfail");
+		log_end(&l);
+	}
+	smtp_session_message_result(c->smtp, r, id);
+	drop_txn(c);
+	if (c->drain)
+		smtp_session_hangup(c->smtp, SMTP_HANGUP_SHUTDOWN);
+	else if (!c->closing)
+		ev_timer_again(c->srv->loop, &c->timer);
+}
+
+static void
+on_committed(void *arg, enum smtp_msg_result r)
+{
+	struct conn *c = arg;
+
+	finish_message(c, r);
+	pump(c);
+}
+
+/* ---- watchers --------------------------------------------------------- */
+
+static void
+on_read(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct conn *c = from_rio(w);
+	size_t len;
+	char *p;
+	ssize_t n;
+
+	p = smtp_session_input_space(c->smtp, &len);
+	if (p == NULL) {
+		pump(c);
+		return;
+	}
+	n = c->tr->read(c, p, len);
+	if (n > 0) {
+		smtp_session_input_commit(c->smtp, (size_t)n);
+		c->bytes_in += (uint64_t)n;
+		if (!c->closing)
+			ev_timer_again(loop, &c->timer);
+		pump(c);
+		return;
+	}
+	if (n == IO_WANT_READ || n == IO_WANT_WRITE) {
+		pump(c);
+		return;
+	}
+	/* EOF or error: a transaction in progress is dropped, unstored. */
+	conn_close(c, n == IO_EOF ? (c->closing ? NULL : "eof") : "reset");
+}
+
+static void
+on_write(struct ev_loop *loop, ev_io *w, int revents)
+{
+	pump(from_wio(w));
+}
+
+static void
+on_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct conn *c = from_timer(w);
+
+	if (c->closing) {
+		/* The client does not take our last reply: give up. */
+		conn_close(c, c->reason != NULL ? c->reason : "timeout");
+		return;
+	}
+	if (c->busy) {
+		ev_timer_again(loop, &c->timer);
+		return;
+	}
+	/* RFC 5321 4.5.3.2.7: idle past the limit: 421 and close. */
+	drop_txn(c);
+	smtp_session_hangup(c->smtp, SMTP_HANGUP_TIMEOUT);
+	pump(c);
+}
+
+/* ---- accept ----------------------------------------------------------- */
+
+static void
+peer_name(struct conn *c, const struct sockaddr *sa)
+{
+	static const unsigned char mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	    0, 0xff, 0xff };
+
+	memset(c->ipkey, 0, sizeof(c->ipkey));
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const void *)sa;
+
+		memcpy(c->ipkey, &s6->sin6_addr, 16);
+		c->port = ntohs(s6->sin6_port);
+		if (memcmp(c->ipkey, mapped, 12) == 0) {
+			/* ::ffff:a.b.c.d is a v4 client on a v6 socket */
+			inet_ntop(AF_INET, c->ipkey + 12, c->ip,
+			    sizeof(c->ip));
+		} else {
+			inet_ntop(AF_INET6, c->ipkey, c->ip, sizeof(c->ip));
+			c->v6 = true;
+		}
+	} else {
+		const struct sockaddr_in *s4 = (const void *)sa;
+
+		memcpy(c->ipkey, mapped, 12);
+		memcpy(c->ipkey + 12, &s4->sin_addr, 4);
+		c->port = ntohs(s4->sin_port);
+		inet_ntop(AF_INET, &s4->sin_addr, c->ip, sizeof(c->ip));
+	}
+}
+
+void
+conn_accept(struct server *srv, int fd, const struct sockaddr *sa,
+    socklen_t salen)
+{
+	const struct config *cfg = srv->cfg;
+	struct conn *c;
+	struct logline l;
+	unsigned n;
+	int one = 1;
+	char peer[INET6_ADDRSTRLEN + 8];
+
+	c = calloc(1, sizeof(*c));
+	if (c == NULL || (c->smtp = smtp_session_create(&cfg->smtp)) == NULL) {
+		log_msg(LOG_ERROR, "accept_failed", "out of memory");
+		free(c);
+		close(fd);
+		return;
+	}
+	c->srv = srv;
+	c->fd = fd;
+	c->tr = &plain_transport;
+	c->start = ev_now(srv->loop);
+	snprintf(c->sid, sizeof(c->sid), "%012llx",
+	    (unsigned long long)(srv->sid_next++ & 0xffffffffffffULL));
+	peer_name(c, sa);
+	/* Replies go out as one batch per read; Nagle would only delay. */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+
+	c->next = srv->conns;
+	if (c->next != NULL)
+		c->next->prev = c;
+	srv->conns = c;
+	srv->nconns++;
+
+	ev_io_init(&c->rio, on_read, fd, EV_READ);
+	ev_io_init(&c->wio, on_write, fd, EV_WRITE);
+	ev_init(&c->timer, on_timer);
+	c->timer.repeat = cfg->idle_timeout;
+	ev_timer_again(srv->loop, &c->timer);
+
+	snprintf(peer, sizeof(peer), c->v6 ? "[%s]:%u" : "%s:%u", c->ip,
+	    c->port);
+	log_begin(&l, LOG_INFO, c->sid, "connect");
+	log_str(&l, "client", peer);
+	n = ipcount_add(srv, c->ipkey, 1);
+	c->ip_counted = true;
+	if (cfg->max_connections_per_ip != 0 &&
+	    n > cfg->max_connections_per_ip) {
+		log_str(&l, "refused", "too_many_connections_ip");
+		log_end(&l);
+		smtp_session_hangup(c->smtp, SMTP_HANGUP_TOO_MANY_CONN_IP);
+	} else if (srv->shutting_down) {
+		log_str(&l, "refused", "shutdown");
+		log_end(&l);
+		smtp_session_hangup(c->smtp, SMTP_HANGUP_SHUTDOWN);
+	} else {
+		log_end(&l);
+		smtp_session_greet(c->smtp);
+	}
+	pump(c);
+	(void)salen;
+}
+
+void
+conn_shutdown(struct conn *c)
+{
+	if (c->closing)
+		return;
+	if (c->busy || smtp_session_in_data(c->smtp)) {
+		c->drain = true;	/* 421 once this message is done */
+		return;
+	}
+	drop_txn(c);
+	smtp_session_hangup(c->smtp, SMTP_HANGUP_SHUTDOWN);
+	pump(c);
+}
+
+void
+conn_abort(struct conn *c)
+{
+	if (!c->closing) {
+		drop_txn(c);
+		smtp_session_hangup(c->smtp, SMTP_HANGUP_SHUTDOWN);
+		if (!pump(c))
+			return;
+	}
+	conn_close(c, "shutdown");
+}

@@ -1,0 +1,83 @@
+/*
+ * delivery.h - where an accepted message goes, behind one interface.
+ *
+ * A delivery_txn holds one transaction's envelope and body on its way to
+ * storage.  The connection feeds it from proto's events; every blocking
+ * step runs in the worker pool and reports back in the loop thread
+ * through the callback given.  The promise (DESIGN.md): the commit
+ * callback says SMTP_MSG_OK only once the message is on stable storage,
+ * file and directory fsynced; on any failure nothing is left where a
+ * reader looks.
+ *
+ * Lifetimes: the txn belongs to the connection until delivery_txn_abort()
+ * (or a finished commit's callback, after which the caller frees it with
+ * delivery_txn_abort() too).  Aborting while a job runs is allowed: the
+ * txn is then freed when the job ends, and its callback is not called.
+ */
+#ifndef MXD_DELIVERY_H
+#define MXD_DELIVERY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "smtp.h"
+
+struct config;
+struct worker_pool;
+struct delivery;
+struct delivery_txn;
+
+/* What the trace header (RFC 5321 4.4) says about the session. */
+struct delivery_trace {
+	const char	*helo;		/* as the client gave it */
+	const char	*client_ip;	/* "192.0.2.1", "2001:db8::1" */
+	bool		 client_v6;
+	const char	*protocol;	/* "SMTP", "ESMTP", "ESMTPS" */
+	const char	*tls;		/* NULL, or "TLSv1.3 TLS_AES_..." */
+};
+
+/*
+ * Body bytes are buffered up to this, then written out by a worker while
+ * the connection stops reading (delivery_txn_write() says when).
+ */
+#define DELIVERY_FLUSH_AT	(128u * 1024)
+
+struct delivery	*delivery_create(const struct config *cfg,
+		    struct worker_pool *pool, char *err, size_t errlen);
+void		 delivery_destroy(struct delivery *d);
+/* "maildir ./mail", for the start-up line. */
+const char	*delivery_describe(const struct delivery *d);
+
+/* The id is the message's "queued as" id; copied. */
+struct delivery_txn *delivery_txn_create(struct delivery *d, const char *id,
+		    const struct smtp_path *sender);
+/* 0, or -1 when out of memory. */
+int		 delivery_txn_add_rcpt(struct delivery_txn *t,
+		    const struct smtp_path *rcpt);
+unsigned	 delivery_txn_rcpt_count(const struct delivery_txn *t);
+const char	*delivery_txn_id(const struct delivery_txn *t);
+
+/* At DATA: the Return-Path and Received lines go first. */
+int		 delivery_txn_begin_data(struct delivery_txn *t,
+		    const struct delivery_trace *tr);
+/*
+ * Body bytes as proto gives them (CRLF line ends).  Returns 1 when the
+ * buffer is full enough that the caller should call delivery_txn_flush()
+ * before feeding more, 0 otherwise, -1 when out of memory.
+ */
+int		 delivery_txn_write(struct delivery_txn *t, const char *p,
+		    size_t n);
+uint64_t	 delivery_txn_size(const struct delivery_txn *t);
+
+typedef void	 delivery_done_cb(void *arg, enum smtp_msg_result r);
+
+/* Write the buffer out in a worker; cb(arg, SMTP_MSG_OK) or a failure. */
+void		 delivery_txn_flush(struct delivery_txn *t,
+		    delivery_done_cb *cb, void *arg);
+/* Make the message durable and visible; then cb. */
+void		 delivery_txn_commit(struct delivery_txn *t,
+		    delivery_done_cb *cb, void *arg);
+/* Drop the transaction (removing any partial file); frees t. */
+void		 delivery_txn_abort(struct delivery_txn *t);
+
+#endif

@@ -1,0 +1,77 @@
+/*
+ * delivery_int.h - what delivery.c shares with its backends.
+ *
+ * delivery.c owns the transaction, its buffer and the job plumbing; a
+ * backend (delivery_maildir.c) supplies the blocking steps, which run in
+ * a worker thread and report failure as an errno value.
+ */
+#ifndef MXD_DELIVERY_INT_H
+#define MXD_DELIVERY_INT_H
+
+#include <stdint.h>
+
+#include "delivery.h"
+#include "worker.h"
+
+struct delivery_rcpt {
+	char	*addr;		/* local@domain, or "postmaster" */
+	size_t	 local_len;	/* addr[0..local_len) is the local part */
+};
+
+struct delivery_backend {
+	const char	*name;
+	/* Store LF line ends (Maildir's convention) instead of CRLF. */
+	bool		 lf_only;
+	/* Worker: append buf[0..len) to the message, creating it first. */
+	int		(*write)(struct delivery_txn *t, const char *p,
+			    size_t n);
+	/* Worker: make it durable and visible. */
+	int		(*commit)(struct delivery_txn *t);
+	/* Worker or loop: remove whatever a failed or dropped txn left. */
+	void		(*discard)(struct delivery_txn *t);
+	void		(*destroy)(struct delivery *d);
+};
+
+struct delivery {
+	const struct delivery_backend	*be;
+	struct worker_pool		*pool;
+	const struct config		*cfg;
+	char				 describe[300];
+	void				*be_data;	/* backend's own */
+};
+
+enum job_kind { JOB_FLUSH, JOB_COMMIT, JOB_DISCARD };
+
+struct delivery_txn {
+	struct job		 job;		/* first: the worker's handle */
+	struct delivery		*d;
+	enum job_kind		 kind;
+	bool			 busy;		/* a job runs */
+	bool			 orphan;	/* aborted while busy */
+	int			 err;		/* errno of the last job */
+	delivery_done_cb	*cb;
+	void			*cb_arg;
+
+	char			 id[40];
+	char			*sender;	/* "" for <> */
+	struct delivery_rcpt	*rcpts;
+	unsigned		 nrcpt;
+
+	/* Body: buf[0..len) not yet handed to the backend. */
+	char			*buf;
+	size_t			 len, cap;
+	bool			 cr_pending;	/* lf_only: a CR ended a slice */
+	uint64_t		 size;		/* octets stored so far */
+
+	/* Backend state (Maildir: the file under tmp/, its targets). */
+	int			 fd;
+	char			*tmp_path;
+	char			*name;
+	char			**targets;
+	unsigned		 ntargets;
+};
+
+extern const struct delivery_backend delivery_maildir;
+int	maildir_setup(struct delivery *d, char *err, size_t errlen);
+
+#endif

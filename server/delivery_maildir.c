@@ -1,0 +1,331 @@
+/*
+ * delivery_maildir.c - the Maildir backend (cr.yp.to/proto/maildir.html).
+ *
+ * A message is written to tmp/NAME, fsynced and closed, then renamed to
+ * new/NAME (or, for several target Maildirs, linked into each new/ and
+ * unlinked from tmp/), and each new/ directory is fsynced, all before the
+ * commit reports success.  A reader (an IMAP server) looks only in new/
+ * and cur/, so a crash at any step leaves at most a file in tmp/, which
+ * readers ignore.  Any failure after a link rolls the links back, so a
+ * 4xx never leaves a copy that the client's retry would duplicate.
+ *
+ * The path may be a template: %d is the recipient's domain and %l its
+ * local part, lower-cased and made safe for a file name; %% is a '%'.
+ * All target Maildirs must be on one file system (link(2)).
+ *
+ * Everything here except maildir_setup() runs in a worker thread.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "delivery_int.h"
+
+struct maildir {
+	const char	*path;		/* the configured path or template */
+	bool		 is_template;
+};
+
+/* mkdir -p, mode 0700 for what it creates. */
+static int
+mkdirs(const char *path)
+{
+	char tmp[PATH_MAX];
+	size_t i, n = strlen(path);
+
+	if (n == 0 || n >= sizeof(tmp))
+		return ENAMETOOLONG;
+	memcpy(tmp, path, n + 1);
+	for (i = 1; i <= n; i++) {
+		if (tmp[i] != '/' && tmp[i] != 0)
+			continue;
+		tmp[i] = 0;
+		if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
+			return errno;
+		tmp[i] = i < n ? '/' : 0;
+	}
+	return 0;
+}
+
+static int
+make_maildir(const char *base)
+{
+	static const char *const sub[] = { "tmp", "new", "cur" };
+	char p[PATH_MAX];
+	size_t i;
+	int e;
+
+	for (i = 0; i < 3; i++) {
+		if ((size_t)snprintf(p, sizeof(p), "%s/%s", base, sub[i]) >=
+		    sizeof(p))
+			return ENAMETOOLONG;
+		if ((e = mkdirs(p)) != 0)
+			return e;
+	}
+	return 0;
+}
+
+/*
+ * One path component from client text: lower case, [a-z0-9.+=_-] kept,
+ * anything else '_', and never "", "." or ".." or a leading dot.
+ */
+static void
+safe_component(char *out, size_t outlen, const char *p, size_t n)
+{
+	size_t i, o = 0;
+
+	if (n == 0 || p[0] == '.')
+		out[o++] = '_';
+	for (i = 0; i < n && o + 1 < outlen; i++) {
+		unsigned char c = (unsigned char)p[i];
+
+		if (c >= 'A' && c <= 'Z')
+			c = (unsigned char)(c + 32);
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		    c == '.' || c == '+' || c == '=' || c == '_' || c == '-'))
+			c = '_';
+		out[o++] = (char)c;
+	}
+	out[o] = 0;
+}
+
+static int
+expand(const struct maildir *m, const struct delivery_rcpt *r,
+    const char *hostname, char *out, size_t outlen)
+{
+	char local[SMTP_LOCAL_MAX * 2 + 2], domain[SMTP_DOMAIN_MAX + 2];
+	const char *p, *dom;
+	size_t o = 0, n;
+
+	dom = r->addr[r->local_len] == '@' ? r->addr + r->local_len + 1 :
+	    hostname;	/* <postmaster> is ours */
+	safe_component(local, sizeof(local), r->addr, r->local_len);
+	safe_component(domain, sizeof(domain), dom, strlen(dom));
+	for (p = m->path; *p; p++) {
+		const char *ins = NULL;
+		char one[2] = { *p, 0 };
+
+		if (*p == '%') {
+			p++;
+			ins = *p == 'd' ? domain : *p == 'l' ? local : "%";
+		} else {
+			ins = one;
+		}
+		n = strlen(ins);
+		if (o + n >= outlen)
+			return ENAMETOOLONG;
+		memcpy(out + o, ins, n);
+		o += n;
+	}
+	out[o] = 0;
+	return 0;
+}
+
+int
+maildir_setup(struct delivery *d, char *err, size_t errlen)
+{
+	struct maildir *m;
+	const char *p;
+	int e;
+
+	m = calloc(1, sizeof(*m));
+	if (m == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	m->path = d->cfg->maildir;
+	for (p = m->path; *p; p++) {
+		if (*p != '%')
+			continue;
+		p++;
+		if (*p != 'd' && *p != 'l' && *p != '%') {
+			snprintf(err, errlen, "maildir: '%%%c' in '%s' is not "
+			    "%%d, %%l or %%%%", *p ? *p : ' ', m->path);
+			free(m);
+			return -1;
+		}
+		if (*p != '%')
+			m->is_template = true;
+	}
+	if (!m->is_template && (e = make_maildir(m->path)) != 0) {
+		snprintf(err, errlen, "maildir: cannot create %s: %s",
+		    m->path, strerror(e));
+		free(m);
+		return -1;
+	}
+	d->be_data = m;
+	snprintf(d->describe, sizeof(d->describe), "maildir:%s", m->path);
+	return 0;
+}
+
+static void
+maildir_destroy(struct delivery *d)
+{
+	free(d->be_data);
+}
+
+/* The targets, deduplicated, and a unique name; create tmp/NAME. */
+static int
+open_message(struct delivery_txn *t)
+{
+	const struct maildir *m = t->d->be_data;
+	char path[PATH_MAX];
+	struct timeval tv;
+	unsigned i, j;
+	int e;
+
+	t->targets = calloc(t->nrcpt ? t->nrcpt : 1, sizeof(char *));
+	if (t->targets == NULL)
+		return ENOMEM;
+	for (i = 0; i < (m->is_template ? t->nrcpt : 1); i++) {
+		if (!m->is_template)
+			snprintf(path, sizeof(path), "%s", m->path);
+		else if ((e = expand(m, &t->rcpts[i], t->d->cfg->hostname,
+		    path, sizeof(path))) != 0)
+			return e;
+		for (j = 0; j < t->ntargets; j++)
+			if (strcmp(t->targets[j], path) == 0)
+				break;
+		if (j < t->ntargets)
+			continue;
+		if (m->is_template && (e = make_maildir(path)) != 0)
+			return e;
+		if ((t->targets[t->ntargets] = strdup(path)) == NULL)
+			return ENOMEM;
+		t->ntargets++;
+	}
+
+	/* time.M<usec>P<pid>Q<id>.host: unique by the session id. */
+	gettimeofday(&tv, NULL);
+	snprintf(path, sizeof(path), "%lld.M%06ldP%ldQ%s.%s",
+	    (long long)tv.tv_sec, (long)tv.tv_usec, (long)getpid(), t->id,
+	    t->d->cfg->hostname);
+	if ((t->name = strdup(path)) == NULL)
+		return ENOMEM;
+	if ((size_t)snprintf(path, sizeof(path), "%s/tmp/%s", t->targets[0],
+	    t->name) >= sizeof(path))
+		return ENAMETOOLONG;
+	if ((t->tmp_path = strdup(path)) == NULL)
+		return ENOMEM;
+	t->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (t->fd < 0) {
+		e = errno;
+		free(t->tmp_path);
+		t->tmp_path = NULL;
+		return e;
+	}
+	return 0;
+}
+
+static int
+maildir_write(struct delivery_txn *t, const char *p, size_t n)
+{
+	ssize_t w;
+	int e;
+
+	if (t->fd < 0 && (e = open_message(t)) != 0)
+		return e;
+	while (n > 0) {
+		w = write(t->fd, p, n);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static int
+fsync_dir(const char *path)
+{
+	int fd, e = 0;
+
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return errno;
+	if (fsync(fd) != 0)
+		e = errno;
+	close(fd);
+	return e;
+}
+
+static int
+maildir_commit(struct delivery_txn *t)
+{
+	char path[PATH_MAX];
+	unsigned i, linked = 0;
+	int e = 0;
+
+	if (fsync(t->fd) != 0) {
+		e = errno;
+		goto fail;
+	}
+	e = close(t->fd) != 0 ? errno : 0;
+	t->fd = -1;
+	if (e != 0)
+		goto fail;
+
+	for (i = 0; i < t->ntargets; i++) {
+		snprintf(path, sizeof(path), "%s/new/%s", t->targets[i],
+		    t->name);
+		if (t->ntargets == 1 ? rename(t->tmp_path, path) != 0 :
+		    link(t->tmp_path, path) != 0) {
+			e = errno;
+			goto rollback;
+		}
+		linked++;
+	}
+	if (t->ntargets > 1)
+		unlink(t->tmp_path);
+	free(t->tmp_path);
+	t->tmp_path = NULL;
+	for (i = 0; i < t->ntargets; i++) {
+		snprintf(path, sizeof(path), "%s/new", t->targets[i]);
+		if ((e = fsync_dir(path)) != 0)
+			goto rollback;
+	}
+	return 0;
+
+rollback:
+	/* Not acknowledged, so not visible: a retry must not duplicate. */
+	for (i = 0; i < linked; i++) {
+		snprintf(path, sizeof(path), "%s/new/%s", t->targets[i],
+		    t->name);
+		unlink(path);
+	}
+fail:
+	return e;
+}
+
+static void
+maildir_discard(struct delivery_txn *t)
+{
+	if (t->fd >= 0) {
+		close(t->fd);
+		t->fd = -1;
+	}
+	if (t->tmp_path != NULL) {
+		unlink(t->tmp_path);
+		free(t->tmp_path);
+		t->tmp_path = NULL;
+	}
+}
+
+const struct delivery_backend delivery_maildir = {
+	.name = "maildir",
+	.lf_only = true,
+	.write = maildir_write,
+	.commit = maildir_commit,
+	.discard = maildir_discard,
+	.destroy = maildir_destroy,
+};

@@ -1,0 +1,176 @@
+/*
+ * listener.c - listening sockets and accept().
+ *
+ * Under pressure the accept watchers stop rather than spin: at
+ * max_connections (new clients wait in the kernel's backlog until a
+ * session ends), and on EMFILE/ENFILE (a rate-limited log line, a retry
+ * after a short pause; never exit).  libev's ev.pod, "accept()ing when
+ * you can't".
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "server.h"
+
+/* The kernel caps it at net.core.somaxconn. */
+#define LISTEN_BACKLOG	1024
+/* Accepts per readiness event, so one busy listener cannot starve. */
+#define ACCEPT_BATCH	64
+#define EMFILE_RETRY	0.1
+
+static void
+on_accept(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct listener *l = (struct listener *)w;
+	struct server *srv = l->srv;
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	int fd, i;
+
+	for (i = 0; i < ACCEPT_BATCH; i++) {
+		if (srv->nconns >= srv->cfg->max_connections) {
+			listeners_pause(srv);
+			return;
+		}
+		sl = sizeof(ss);
+		fd = accept4(l->fd, (struct sockaddr *)&ss, &sl,
+		    SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd >= 0) {
+			conn_accept(srv, fd, (struct sockaddr *)&ss, sl);
+			continue;
+		}
+		switch (errno) {
+		case EAGAIN:
+		case EINTR:
+		case ECONNABORTED:
+		case EPROTO:
+			return;
+		case EMFILE:
+		case ENFILE:
+		case ENOBUFS:
+		case ENOMEM:
+			if (ev_now(loop) - srv->emfile_logged > 60) {
+				srv->emfile_logged = ev_now(loop);
+				log_msg(LOG_ERROR, "accept_failed",
+				    "%s; pausing accept (logged once a minute)",
+				    strerror(errno));
+			}
+			listeners_pause(srv);
+			ev_timer_set(&srv->accept_retry, EMFILE_RETRY, 0.);
+			ev_timer_start(loop, &srv->accept_retry);
+			return;
+		default:
+			log_msg(LOG_ERROR, "accept_failed", "%s",
+			    strerror(errno));
+			return;
+		}
+	}
+}
+
+int
+listener_open(struct server *srv, const struct listen_conf *lc,
+    struct listener *l, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char host[INET6_ADDRSTRLEN];
+	int fd, one = 1;
+	unsigned port;
+
+	memset(l, 0, sizeof(*l));
+	l->fd = -1;
+	fd = socket(lc->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		goto fail;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (lc->addr.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, (const struct sockaddr *)&lc->addr, lc->addrlen) != 0 ||
+	    listen(fd, LISTEN_BACKLOG) != 0 ||
+	    getsockname(fd, (struct sockaddr *)&ss, &sl) != 0)
+		goto fail;
+
+	if (ss.ss_family == AF_INET6) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+
+		inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
+		port = ntohs(s6->sin6_port);
+		snprintf(l->bound, sizeof(l->bound), "[%s]:%u", host, port);
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+
+		inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
+		port = ntohs(s4->sin_port);
+		snprintf(l->bound, sizeof(l->bound), "%s:%u", host, port);
+	}
+	l->fd = fd;
+	l->srv = srv;
+	l->conf = lc;
+	ev_io_init(&l->io, on_accept, fd, EV_READ);
+	ev_io_start(srv->loop, &l->io);
+	return 0;
+
+fail:
+	snprintf(err, errlen, "listen %s: %s", lc->text, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	return -1;
+}
+
+void
+listener_close(struct listener *l)
+{
+	if (l->fd < 0)
+		return;
+	ev_io_stop(l->srv->loop, &l->io);
+	close(l->fd);
+	l->fd = -1;
+}
+
+static void
+on_retry(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct server *srv = (struct server *)((char *)w -
+	    offsetof(struct server, accept_retry));
+
+	if (srv->nconns < srv->cfg->max_connections)
+		listeners_resume(srv);
+}
+
+void
+listeners_init(struct server *srv)
+{
+	ev_init(&srv->accept_retry, on_retry);
+}
+
+void
+listeners_pause(struct server *srv)
+{
+	size_t i;
+
+	srv->accept_paused = true;
+	for (i = 0; i < srv->nlisteners; i++)
+		if (srv->listeners[i].fd >= 0)
+			ev_io_stop(srv->loop, &srv->listeners[i].io);
+}
+
+void
+listeners_resume(struct server *srv)
+{
+	size_t i;
+
+	if (srv->shutting_down)
+		return;
+	srv->accept_paused = false;
+	for (i = 0; i < srv->nlisteners; i++)
+		if (srv->listeners[i].fd >= 0)
+			ev_io_start(srv->loop, &srv->listeners[i].io);
+}

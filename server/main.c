@@ -1,0 +1,269 @@
+/*
+ * main.c - mxd(8): flags, configuration, start-up, the loop, exit.
+ *
+ * Start-up order: defaults, the config file, flags; check the whole
+ * (--check stops here); open the Maildir and the listeners; print one
+ * "listening ADDR:PORT" line per listener on stdout (for scripts and
+ * harnesses, which may ask for port 0); log the start line; run.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "delivery.h"
+#include "log.h"
+#include "server.h"
+#include "worker.h"
+
+#ifndef MXD_VERSION
+#define MXD_VERSION "unknown"
+#endif
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+"usage: mxd [options]\n"
+"\n"
+"mxd is an inbound SMTP server (an MX receiver).  With no options it\n"
+"listens on 127.0.0.1:2525, accepts mail for any domain, and stores\n"
+"each message in the Maildir ./mail.\n"
+"\n"
+"options:\n"
+"  -c, --config FILE      read the configuration file FILE (INI)\n"
+"  -n, --check            check the configuration, then exit\n"
+"  -l, --listen ADDR:PORT listen here, repeatable (port 0: any free port)\n"
+"  -d, --domain DOMAIN    accept mail for DOMAIN, repeatable\n"
+"  -m, --maildir PATH     store mail in this Maildir (%%d, %%l: per recipient)\n"
+"  -H, --hostname NAME    our name in the greeting and Received headers\n"
+"  -o KEY=VALUE           set any configuration key, repeatable\n"
+"  -v, --verbose          log at debug level (-o log_level=debug)\n"
+"  -V, --version          print the version and exit\n"
+"  -h, --help             print this help and exit\n"
+"\n"
+"Flags override the file.  A listed flag given several times (--listen,\n"
+"--domain) replaces the file's values.  Configuration keys (mxd.conf(5)):\n");
+	config_print_keys(f);
+}
+
+static void
+on_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	server_shutdown(w->data);
+}
+
+static int
+set_flag(struct config *cfg, const char *key, const char *val)
+{
+	char err[512];
+
+	if (config_set(cfg, CONFIG_SRC_CMDLINE, key, val, err,
+	    sizeof(err)) != 0) {
+		fprintf(stderr, "mxd: %s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "check", no_argument, NULL, 'n' },
+		{ "listen", required_argument, NULL, 'l' },
+		{ "domain", required_argument, NULL, 'd' },
+		{ "maildir", required_argument, NULL, 'm' },
+		{ "hostname", required_argument, NULL, 'H' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct config cfg;
+	struct server srv;
+	const char *config_file = NULL;
+	char err[1024], *eq;
+	int ch, check = 0, rc = 1;
+	size_t i;
+	/* Flags are applied after the file: remember them in order. */
+	char **flags;
+	int nflags = 0;
+
+	memset(&srv, 0, sizeof(srv));
+	flags = calloc((size_t)argc * 2 + 2, sizeof(*flags));
+	if (flags == NULL)
+		return 1;
+	config_init(&cfg);
+	while ((ch = getopt_long(argc, argv, "c:nl:d:m:H:o:vVh", longopts,
+	    NULL)) != -1) {
+		switch (ch) {
+		case 'c': config_file = optarg; break;
+		case 'n': check = 1; break;
+		case 'l': flags[nflags++] = "listen"; flags[nflags++] = optarg;
+			break;
+		case 'd': flags[nflags++] = "domain"; flags[nflags++] = optarg;
+			break;
+		case 'm': flags[nflags++] = "maildir"; flags[nflags++] = optarg;
+			break;
+		case 'H': flags[nflags++] = "hostname";
+			flags[nflags++] = optarg;
+			break;
+		case 'v': flags[nflags++] = "log_level";
+			flags[nflags++] = "debug";
+			break;
+		case 'o':
+			eq = strchr(optarg, '=');
+			if (eq == NULL) {
+				fprintf(stderr, "mxd: -o %s: expected "
+				    "KEY=VALUE\n", optarg);
+				goto out;
+			}
+			*eq = 0;
+			flags[nflags++] = optarg;
+			flags[nflags++] = eq + 1;
+			break;
+		case 'V':
+			printf("mxd %s\n", MXD_VERSION);
+			rc = 0;
+			goto out;
+		case 'h':
+			usage(stdout);
+			rc = 0;
+			goto out;
+		default:
+			usage(stderr);
+			rc = 2;
+			goto out;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "mxd: unexpected argument '%s'\n",
+		    argv[optind]);
+		rc = 2;
+		goto out;
+	}
+	if (config_file != NULL &&
+	    config_load_file(&cfg, config_file, err, sizeof(err)) != 0) {
+		fprintf(stderr, "mxd: %s\n", err);
+		goto out;
+	}
+	for (ch = 0; ch < nflags; ch += 2)
+		if (set_flag(&cfg, flags[ch], flags[ch + 1]) != 0)
+			goto out;
+	if (config_finish(&cfg, err, sizeof(err)) != 0) {
+		fprintf(stderr, "mxd: %s\n", err);
+		goto out;
+	}
+	if (check) {
+		printf("mxd: configuration ok\n");
+		rc = 0;
+		goto out;
+	}
+
+	log_setup(cfg.log_level, cfg.log_format);
+	signal(SIGPIPE, SIG_IGN);
+	srv.cfg = &cfg;
+	srv.loop = ev_default_loop(EVFLAG_AUTO);
+	if (srv.loop == NULL) {
+		fprintf(stderr, "mxd: cannot create the event loop\n");
+		goto out;
+	}
+	if (getrandom(&srv.sid_next, sizeof(srv.sid_next), 0) !=
+	    sizeof(srv.sid_next) ||
+	    getrandom(&srv.ipcount_seed, sizeof(srv.ipcount_seed), 0) !=
+	    sizeof(srv.ipcount_seed)) {
+		fprintf(stderr, "mxd: getrandom: %s\n", strerror(errno));
+		goto out;
+	}
+	srv.pool = worker_pool_create(srv.loop, cfg.delivery_threads);
+	if (srv.pool == NULL) {
+		fprintf(stderr, "mxd: cannot start worker threads\n");
+		goto out;
+	}
+	srv.delivery = delivery_create(&cfg, srv.pool, err, sizeof(err));
+	if (srv.delivery == NULL) {
+		fprintf(stderr, "mxd: %s\n", err);
+		goto out;
+	}
+	listeners_init(&srv);
+	srv.listeners = calloc(cfg.nlisten, sizeof(*srv.listeners));
+	if (srv.listeners == NULL)
+		goto out;
+	for (i = 0; i < cfg.nlisten; i++) {
+		if (listener_open(&srv, &cfg.listen[i], &srv.listeners[i],
+		    err, sizeof(err)) != 0) {
+			fprintf(stderr, "mxd: %s\n", err);
+			goto out;
+		}
+		srv.nlisteners++;
+	}
+	ev_signal_init(&srv.sigterm, on_signal, SIGTERM);
+	ev_signal_init(&srv.sigint, on_signal, SIGINT);
+	srv.sigterm.data = srv.sigint.data = &srv;
+	ev_signal_start(srv.loop, &srv.sigterm);
+	ev_signal_start(srv.loop, &srv.sigint);
+
+	for (i = 0; i < srv.nlisteners; i++)
+		printf("listening %s\n", srv.listeners[i].bound);
+	fflush(stdout);
+	{
+		struct logline l;
+		char listen[512] = "";
+		size_t o = 0;
+
+		for (i = 0; i < srv.nlisteners && o < sizeof(listen); i++)
+			o += (size_t)snprintf(listen + o, sizeof(listen) - o,
+			    "%s%s", i ? "," : "", srv.listeners[i].bound);
+		log_begin(&l, LOG_INFO, NULL, "start");
+		log_str(&l, "version", MXD_VERSION);
+		log_str(&l, "hostname", cfg.hostname);
+		log_str(&l, "listen", listen);
+		log_str(&l, "delivery", delivery_describe(srv.delivery));
+		if (cfg.ndomains == 0) {
+			log_str(&l, "domains", "any");
+			log_str(&l, "note", "no domain configured: accepting "
+			    "mail for every recipient domain");
+		} else {
+			char doms[1024] = "";
+
+			o = 0;
+			for (i = 0; i < cfg.ndomains && o < sizeof(doms); i++)
+				o += (size_t)snprintf(doms + o,
+				    sizeof(doms) - o, "%s%s", i ? "," : "",
+				    cfg.domains[i]);
+			log_str(&l, "domains", doms);
+		}
+		log_end(&l);
+	}
+
+	ev_run(srv.loop, 0);
+	rc = 0;
+	log_msg(LOG_INFO, "stop", "all sessions closed");
+
+out:
+	if (srv.loop != NULL) {
+		for (i = 0; i < srv.nlisteners; i++)
+			listener_close(&srv.listeners[i]);
+		/* Let every queued file job finish: nothing half-done. */
+		worker_pool_destroy(srv.pool);
+		delivery_destroy(srv.delivery);
+		for (i = 0; i < IPCOUNT_BUCKETS; i++)
+			while (srv.ipcount[i] != NULL) {
+				struct ipcount_entry *e = srv.ipcount[i];
+
+				srv.ipcount[i] = e->next;
+				free(e);
+			}
+	}
+	free(srv.listeners);
+	free(flags);
+	config_free(&cfg);
+	return rc;
+}

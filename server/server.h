@@ -1,0 +1,89 @@
+/*
+ * server.h - the daemon's own state and the glue between its files.
+ *
+ * struct server owns the loop, the frozen config, the listeners, every
+ * connection, the worker pool and the delivery backend.  One connection
+ * is a struct conn (conn.c); its teardown path is conn_close() alone.
+ */
+#ifndef MXD_SERVER_H
+#define MXD_SERVER_H
+
+#include <ev.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "config.h"
+#include "smtp.h"
+
+struct delivery;
+struct delivery_txn;
+struct worker_pool;
+struct conn;
+
+struct listener {
+	ev_io			 io;
+	int			 fd;
+	struct server		*srv;
+	const struct listen_conf *conf;
+	char			 bound[80];	/* with the real port */
+};
+
+/* Connections per client address (keys: IPv6 or v4-mapped, 16 octets). */
+struct ipcount_entry {
+	unsigned char		 key[16];
+	unsigned		 count;
+	struct ipcount_entry	*next;
+};
+
+#define IPCOUNT_BUCKETS	4096
+
+struct server {
+	struct ev_loop		*loop;
+	const struct config	*cfg;
+	struct worker_pool	*pool;
+	struct delivery		*delivery;
+
+	struct listener		*listeners;
+	size_t			 nlisteners;
+	bool			 accept_paused;
+	ev_timer		 accept_retry;	/* after EMFILE */
+	ev_tstamp		 emfile_logged;
+
+	struct conn		*conns;		/* all live connections */
+	unsigned		 nconns;
+	struct ipcount_entry	*ipcount[IPCOUNT_BUCKETS];
+	uint32_t		 ipcount_seed;
+
+	ev_signal		 sigterm, sigint;
+	ev_timer		 grace;
+	bool			 shutting_down;
+
+	uint64_t		 sid_next;	/* random start, then +1 */
+};
+
+/* listener.c */
+int	listener_open(struct server *srv, const struct listen_conf *lc,
+	    struct listener *l, char *err, size_t errlen);
+void	listener_close(struct listener *l);
+void	listeners_init(struct server *srv);
+void	listeners_pause(struct server *srv);
+void	listeners_resume(struct server *srv);
+
+/* server.c */
+unsigned ipcount_add(struct server *srv, const unsigned char key[16],
+	    int delta);
+void	server_conn_gone(struct server *srv);
+void	server_shutdown(struct server *srv);
+
+/* conn.c */
+void	conn_accept(struct server *srv, int fd, const struct sockaddr *sa,
+	    socklen_t salen);
+/* SIGTERM: 421 now, or after the transaction in DATA. */
+void	conn_shutdown(struct conn *c);
+/* Grace over: close whatever is left. */
+void	conn_abort(struct conn *c);
+struct conn *conn_next(struct conn *c);
+
+#endif
