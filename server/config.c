@@ -34,6 +34,9 @@ enum ktype {
 	K_BARE_NEWLINE,
 	K_LOG_LEVEL,
 	K_LOG_FORMAT,
+	K_BOOL,
+	K_TLS_VERSION,
+	K_PATH_LIST,
 };
 
 struct key {
@@ -81,6 +84,30 @@ static const struct key keys[] = {
 	    "error | warn | info | debug (default info)" },
 	{ "log_format", K_LOG_FORMAT, OFF(log_format), 0, 0,
 	    "logfmt | json (default logfmt)" },
+	{ "data_dir", K_PATH, OFF(data_dir), 0, 0,
+	    "where mxd keeps its own files (default .)" },
+	{ "tls", K_BOOL, OFF(tls), 0, 0,
+	    "offer STARTTLS (default yes)" },
+	{ "require_tls", K_BOOL, OFF(require_tls), 0, 0,
+	    "530 until STARTTLS, per listener too (default no)" },
+	{ "tls_cert", K_PATH_LIST, OFF(tls_certs), 0, 0,
+	    "PEM certificate chain, repeatable (default: self-signed)" },
+	{ "tls_key", K_PATH_LIST, OFF(tls_keys), 0, 0,
+	    "PEM key of the tls_cert at the same position, repeatable" },
+	{ "tls_min_version", K_TLS_VERSION, OFF(tls_min_version), 0, 0,
+	    "TLSv1.0 | TLSv1.1 | TLSv1.2 | TLSv1.3 (default TLSv1.2)" },
+	{ "tls_session_tickets", K_BOOL, OFF(tls_tickets), 0, 0,
+	    "resumption by ticket (default yes)" },
+	{ "tls_ticket_lifetime", K_DURATION, OFF(tls_ticket_lifetime), 60,
+	    604800, "ticket key rotation period (default 12h)" },
+	{ "tls_handshake_timeout", K_DURATION, OFF(tls_handshake_timeout),
+	    1, 3600, "cut off a stalled handshake (default 30s)" },
+	{ "tls_fallback_window", K_DURATION, OFF(tls_fallback_window), 0,
+	    604800, "no STARTTLS after a failed handshake, 0 = off (default 0)" },
+	{ "tls_ask_client_cert", K_BOOL, OFF(tls_ask_client_cert), 0, 0,
+	    "request (never require) a client certificate (default no)" },
+	{ "tls_client_ca", K_PATH, OFF(tls_client_ca), 0, 0,
+	    "PEM CA bundle to verify client certificates (default none)" },
 };
 
 void
@@ -104,6 +131,11 @@ config_init(struct config *c)
 	c->delivery_threads = 4;
 	c->log_level = LOG_INFO;
 	c->log_format = LOG_LOGFMT;
+	c->tls = true;
+	c->tls_min_version = 0x0303;
+	c->tls_tickets = true;
+	c->tls_ticket_lifetime = 12 * 3600;
+	c->tls_handshake_timeout = 30;
 }
 
 void
@@ -116,6 +148,14 @@ config_free(struct config *c)
 	free(c->domains);
 	free(c->listen);
 	free(c->maildir);
+	free(c->data_dir);
+	free(c->tls_client_ca);
+	for (i = 0; i < c->ntls_certs; i++)
+		free(c->tls_certs[i]);
+	free(c->tls_certs);
+	for (i = 0; i < c->ntls_keys; i++)
+		free(c->tls_keys[i]);
+	free(c->tls_keys);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -188,6 +228,47 @@ parse_duration(const char *v, double *out)
 	return 0;
 }
 
+static int parse_bool(const char *v, bool *out);
+
+/* "ADDR:PORT [require_tls=yes|no] [tls=yes|no]" */
+static int
+parse_listen_value(const char *v, struct listen_conf *out, char *why,
+    size_t whylen)
+{
+	char buf[256], *tok, *save = NULL, *eq;
+	bool b;
+
+	if (strlen(v) >= sizeof(buf)) {
+		snprintf(why, whylen, "value too long");
+		return -1;
+	}
+	strcpy(buf, v);
+	tok = strtok_r(buf, " \t", &save);
+	if (tok == NULL || config_parse_listen(tok, out) != 0) {
+		snprintf(why, whylen, "'%s' is not ADDR:PORT (IPv4 or [IPv6], "
+		    "numeric, port 0-65535)", tok ? tok : "");
+		return -1;
+	}
+	while ((tok = strtok_r(NULL, " \t", &save)) != NULL) {
+		eq = strchr(tok, '=');
+		if (eq != NULL)
+			*eq++ = 0;
+		if (eq == NULL)
+			eq = "yes";
+		if (parse_bool(eq, &b) != 0 || (strcmp(tok, "tls") != 0 &&
+		    strcmp(tok, "require_tls") != 0)) {
+			snprintf(why, whylen, "'%s' is not a listener option "
+			    "(tls=yes|no, require_tls=yes|no)", tok);
+			return -1;
+		}
+		if (strcmp(tok, "tls") == 0)
+			out->tls = b;
+		else
+			out->require_tls = b;
+	}
+	return 0;
+}
+
 int
 config_parse_listen(const char *s, struct listen_conf *out)
 {
@@ -199,6 +280,7 @@ config_parse_listen(const char *s, struct listen_conf *out)
 	size_t hl;
 
 	memset(out, 0, sizeof(*out));
+	out->tls = out->require_tls = -1;
 	if (strlen(s) >= sizeof(out->text))
 		return -1;
 	if (s[0] == '[') {
@@ -243,6 +325,20 @@ config_parse_listen(const char *s, struct listen_conf *out)
 }
 
 static int
+parse_bool(const char *v, bool *out)
+{
+	if (strcasecmp(v, "yes") == 0 || strcasecmp(v, "true") == 0 ||
+	    strcasecmp(v, "on") == 0 || strcmp(v, "1") == 0)
+		*out = true;
+	else if (strcasecmp(v, "no") == 0 || strcasecmp(v, "false") == 0 ||
+	    strcasecmp(v, "off") == 0 || strcmp(v, "0") == 0)
+		*out = false;
+	else
+		return -1;
+	return 0;
+}
+
+static int
 enum_index(const char *v, const char *const *names)
 {
 	int i;
@@ -263,6 +359,8 @@ config_set(struct config *c, enum config_src src, const char *name,
 	static const char *const levels[] = { "error", "warn", "info",
 	    "debug", NULL };
 	static const char *const formats[] = { "logfmt", "json", NULL };
+	static const char *const versions[] = { "TLSv1.0", "TLSv1.1",
+	    "TLSv1.2", "TLSv1.3", NULL };
 	const struct key *k = NULL;
 	unsigned long long u;
 	char *base = (char *)c;
@@ -289,11 +387,10 @@ config_set(struct config *c, enum config_src src, const char *name,
 
 	case K_LISTEN: {
 		struct listen_conf lc, *nl;
+		char why[256];
 
-		if (config_parse_listen(v, &lc) != 0) {
-			snprintf(err, errlen, "%s: '%s' is not ADDR:PORT "
-			    "(IPv4 or [IPv6], numeric, port 0-65535)",
-			    name, v);
+		if (parse_listen_value(v, &lc, why, sizeof(why)) != 0) {
+			snprintf(err, errlen, "%s: %s", name, why);
 			return -1;
 		}
 		if (c->listen_src != src)
@@ -397,6 +494,47 @@ config_set(struct config *c, enum config_src src, const char *name,
 			goto bad_enum;
 		c->log_format = (enum log_format)e;
 		return 0;
+	case K_BOOL:
+		if (parse_bool(v, (bool *)(base + k->off)) != 0) {
+			snprintf(err, errlen, "%s: expected yes or no, got '%s'",
+			    name, v);
+			return -1;
+		}
+		return 0;
+	case K_TLS_VERSION:
+		if ((e = enum_index(v, versions)) < 0)
+			goto bad_enum;
+		c->tls_min_version = 0x0301 + e;
+		return 0;
+	case K_PATH_LIST: {
+		bool certs = k->off == OFF(tls_certs);
+		char ***list = certs ? &c->tls_certs : &c->tls_keys;
+		size_t *n = certs ? &c->ntls_certs : &c->ntls_keys;
+		enum config_src *lsrc = certs ? &c->cert_src : &c->key_src;
+		char **nl, *d;
+
+		if (*v == 0) {
+			snprintf(err, errlen, "%s: empty path", name);
+			return -1;
+		}
+		if (*lsrc != src) {
+			for (i = 0; i < *n; i++)
+				free((*list)[i]);
+			*n = 0;
+		}
+		*lsrc = src;
+		d = strdup(v);
+		nl = realloc(*list, (*n + 1) * sizeof(*nl));
+		if (d == NULL || nl == NULL) {
+			free(d);
+			if (nl != NULL)
+				*list = nl;
+			goto oom;
+		}
+		*list = nl;
+		(*list)[(*n)++] = d;
+		return 0;
+	}
 	}
 	return 0;
 
@@ -509,9 +647,33 @@ config_finish(struct config *c, char *err, size_t errlen)
 		snprintf(err, errlen, "%s", err2);
 		return -1;
 	}
-	if (c->maildir == NULL && (c->maildir = strdup("./mail")) == NULL) {
+	if ((c->maildir == NULL && (c->maildir = strdup("./mail")) == NULL) ||
+	    (c->data_dir == NULL && (c->data_dir = strdup(".")) == NULL)) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
+	}
+	if (c->ntls_certs != c->ntls_keys) {
+		snprintf(err, errlen, "tls_cert and tls_key: %zu certificates "
+		    "but %zu keys; give them in pairs", c->ntls_certs,
+		    c->ntls_keys);
+		return -1;
+	}
+	if (c->tls_ask_client_cert == false && c->tls_client_ca != NULL) {
+		snprintf(err, errlen, "tls_client_ca is set but "
+		    "tls_ask_client_cert is no");
+		return -1;
+	}
+	for (size_t i = 0; i < c->nlisten; i++) {
+		const struct listen_conf *l = &c->listen[i];
+		bool tls = l->tls >= 0 ? l->tls : c->tls;
+		bool req = l->require_tls >= 0 ? l->require_tls :
+		    c->require_tls;
+
+		if (req && !tls) {
+			snprintf(err, errlen, "listen %s: require_tls needs "
+			    "tls", l->text);
+			return -1;
+		}
 	}
 	if (c->smtp.limits.text_line != 0 && c->smtp.limits.text_line < 1000) {
 		snprintf(err, errlen, "max_text_line: RFC 5321 4.5.3.1.6 "

@@ -29,6 +29,9 @@ struct listen_conf {
 	char			text[80];	/* "127.0.0.1:2525", "[::1]:25" */
 	struct sockaddr_storage	addr;
 	socklen_t		addrlen;
+	/* Per-listener options after the address; -1: the global key. */
+	int			tls;
+	int			require_tls;
 };
 
 struct config {
@@ -46,10 +49,28 @@ struct config {
 	unsigned		 delivery_threads;
 	enum log_level		 log_level;
 	enum log_format		 log_format;
+	char			*data_dir;	/* our own files */
+
+	/* STARTTLS */
+	bool			 tls;		/* offer it */
+	bool			 require_tls;	/* default for listeners */
+	char			**tls_certs;
+	size_t			 ntls_certs;
+	char			**tls_keys;
+	size_t			 ntls_keys;
+	int			 tls_min_version;	/* 0x0301.. */
+	bool			 tls_tickets;
+	double			 tls_ticket_lifetime;
+	double			 tls_handshake_timeout;
+	double			 tls_fallback_window;
+	bool			 tls_ask_client_cert;
+	char			*tls_client_ca;
 
 	/* Which layer last set the repeatable keys (a layer replaces). */
 	enum config_src		 listen_src;
 	enum config_src		 domain_src;
+	enum config_src		 cert_src;
+	enum config_src		 key_src;
 };
 
 void	config_init(struct config *c);

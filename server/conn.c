@@ -6,6 +6,13 @@
  * The byte transport is a small table of functions so that TLS can take
  * over a live session after STARTTLS without proto noticing.
  *
+ * STARTTLS (RFC 3207): after proto's 220 has left, the handshake runs
+ * with its own timeout.  On success TLS becomes the transport and proto
+ * is reset.  On failure there is no SMTP reply at all: exactly one fatal
+ * alert (tls_conn_send_alert()), one log line, then a half-close and a
+ * short drain before close(2), so that unread input does not make the
+ * kernel answer with a reset that destroys the alert in flight.
+ *
  * One exit: conn_close() stops the watchers, closes the transport and
  * the fd, drops any transaction, logs the disconnect line and frees.  A
  * callback that may have closed the connection returns at once after;
@@ -24,6 +31,7 @@
 #include "delivery.h"
 #include "log.h"
 #include "server.h"
+#include "tls.h"
 
 /* Transport results besides a byte count. */
 enum {
@@ -41,6 +49,17 @@ struct transport {
 
 /* After a 421 or QUIT, how long the last reply may take to leave. */
 #define CONN_LINGER	10.0
+/* After a failed handshake's alert: how long to drain before close. */
+#define TLS_LINGER	2.0
+#define TLS_LINGER_BYTES (64 * 1024)
+
+enum phase {
+	PH_SMTP,		/* plaintext or TLS, proto drives */
+	PH_TLS_START,		/* STARTTLS accepted: flushing the 220 */
+	PH_HANDSHAKE,
+	PH_ALERT,		/* failed: sending the one alert */
+	PH_LINGER,		/* alert out, write side shut: draining */
+};
 
 struct conn {
 	ev_io			 rio;
@@ -50,6 +69,11 @@ struct conn {
 	struct conn		*prev, *next;
 	int			 fd;
 	const struct transport	*tr;
+	struct listener		*lst;
+	enum phase		 phase;
+	struct tls_conn		*tls;
+	ev_tstamp		 tls_start;
+	size_t			 lingered;
 	struct smtp_session	*smtp;
 	struct delivery_txn	*txn;
 
@@ -108,6 +132,35 @@ static const struct transport plain_transport = {
 	"plain", plain_read, plain_write,
 };
 
+/* ---- TLS transport ---------------------------------------------------- */
+
+static ssize_t
+tls_io_result(ssize_t r)
+{
+	switch (r) {
+	case TLS_WANT_READ:	return IO_WANT_READ;
+	case TLS_WANT_WRITE:	return IO_WANT_WRITE;
+	case TLS_ERR:		return IO_ERR;
+	}
+	return r;		/* > 0, or 0 for EOF */
+}
+
+static ssize_t
+tls_read(struct conn *c, void *buf, size_t len)
+{
+	return tls_io_result(tls_conn_read(c->tls, buf, len));
+}
+
+static ssize_t
+tls_write(struct conn *c, const void *buf, size_t len)
+{
+	return tls_io_result(tls_conn_write(c->tls, buf, len));
+}
+
+static const struct transport tls_transport = {
+	"tls", tls_read, tls_write,
+};
+
 /* ---- helpers ---------------------------------------------------------- */
 
 struct conn *
@@ -162,6 +215,12 @@ conn_close(struct conn *c, const char *reason)
 	ev_io_stop(srv->loop, &c->rio);
 	ev_io_stop(srv->loop, &c->wio);
 	ev_timer_stop(srv->loop, &c->timer);
+	if (c->tls != NULL) {
+		/* close_notify, best effort: the session is over anyway. */
+		if (c->phase == PH_SMTP)
+			tls_conn_close(c->tls);
+		tls_conn_destroy(c->tls);
+	}
 	if (c->fd >= 0)
 		close(c->fd);
 	drop_txn(c);
@@ -216,20 +275,31 @@ flush_output(struct conn *c)
 	return true;
 }
 
+static bool tls_begin(struct conn *c);
+
 static void
 update_watchers(struct conn *c)
 {
 	struct ev_loop *loop = c->srv->loop;
 	size_t len;
+	bool want_read;
 
 	if (smtp_session_output(c->smtp, &len) != NULL)
 		ev_io_start(loop, &c->wio);
 	else
 		ev_io_stop(loop, &c->wio);
-	if (!c->closing && !c->busy && smtp_session_wants_input(c->smtp))
+	want_read = !c->closing && !c->busy && c->phase == PH_SMTP &&
+	    smtp_session_wants_input(c->smtp);
+	if (want_read)
 		ev_io_start(loop, &c->rio);
 	else
 		ev_io_stop(loop, &c->rio);
+	/*
+	 * Records mbedTLS has already read never make the fd readable
+	 * again: read them now (lighttpd's mbedtls_ssl_check_pending loop).
+	 */
+	if (want_read && c->tls != NULL && tls_conn_pending(c->tls))
+		ev_feed_event(loop, &c->rio, EV_READ);
 }
 
 /* ---- events from proto ------------------------------------------------ */
@@ -284,8 +354,17 @@ ev_data(struct conn *c)
 	tr.helo = c->helo != NULL ? c->helo : "unknown";
 	tr.client_ip = c->ip;
 	tr.client_v6 = c->v6;
-	tr.protocol = c->esmtp ? "ESMTP" : "SMTP";
+	char tlsinfo[160];
+
+	/* RFC 3848: ESMTPS once STARTTLS is up. */
+	tr.protocol = c->esmtp ? (c->tls != NULL ? "ESMTPS" : "ESMTP") :
+	    "SMTP";
 	tr.tls = NULL;
+	if (c->tls != NULL) {
+		snprintf(tlsinfo, sizeof(tlsinfo), "using %s with cipher %s",
+		    tls_conn_version(c->tls), tls_conn_cipher(c->tls));
+		tr.tls = tlsinfo;
+	}
 	if (delivery_txn_begin_data(c->txn, &tr) != 0) {
 		c->txn_failed = true;
 		c->txn_error = SMTP_MSG_TEMPFAIL;
@@ -399,7 +478,13 @@ handle(struct conn *c, const struct smtp_event *ev)
 		drop_txn(c);
 		break;
 	case SMTP_EV_STARTTLS:
-		/* Not offered until tls/ exists: proto answered 454. */
+		if (ev->discarded > 0) {
+			/* RFC 3207 6 / CVE-2011-0411: never run inside TLS. */
+			log_begin(&l, LOG_WARN, c->sid, "starttls_discarded");
+			log_uint(&l, "bytes", ev->discarded);
+			log_end(&l);
+		}
+		c->phase = PH_TLS_START;
 		break;
 	case SMTP_EV_REJECT:
 		log_reject(c, ev);
@@ -432,6 +517,9 @@ pump(struct conn *c)
 	}
 	if (!flush_output(c))
 		return false;
+	if (c->phase == PH_TLS_START &&
+	    smtp_session_output(c->smtp, &(size_t){ 0 }) == NULL)
+		return tls_begin(c);
 	update_watchers(c);
 	return true;
 }
@@ -493,6 +581,219 @@ on_committed(void *arg, enum smtp_msg_result r)
 	pump(c);
 }
 
+
+/* ---- STARTTLS --------------------------------------------------------- */
+
+static void
+set_timer(struct conn *c, ev_tstamp after)
+{
+	ev_timer_stop(c->srv->loop, &c->timer);
+	ev_timer_set(&c->timer, after, 0.);
+	ev_timer_start(c->srv->loop, &c->timer);
+}
+
+static void
+idle_timer(struct conn *c)
+{
+	ev_timer_stop(c->srv->loop, &c->timer);
+	ev_timer_set(&c->timer, 0., c->srv->cfg->idle_timeout);
+	ev_timer_again(c->srv->loop, &c->timer);
+}
+
+static void
+watch(struct conn *c, bool rd, bool wr)
+{
+	struct ev_loop *loop = c->srv->loop;
+
+	if (rd)
+		ev_io_start(loop, &c->rio);
+	else
+		ev_io_stop(loop, &c->rio);
+	if (wr)
+		ev_io_start(loop, &c->wio);
+	else
+		ev_io_stop(loop, &c->wio);
+}
+
+static void
+log_hello(struct logline *l, const struct tls_hello_info *h)
+{
+	char a[8], b[8], buf[64];
+	unsigned i;
+	size_t o = 0;
+
+	if (!h->parsed)
+		return;
+	snprintf(buf, sizeof(buf), "%s-%s", tls_version_name(h->min_version,
+	    a), tls_version_name(h->max_version, b));
+	log_str(l, "offered", buf);
+	log_uint(l, "ciphers", h->nciphers);
+	for (i = 0; i < h->nciphers && i < 4 && o < sizeof(buf); i++)
+		o += (size_t)snprintf(buf + o, sizeof(buf) - o, "%s0x%04x",
+		    i ? "," : "", h->ciphers[i]);
+	if (h->nciphers > 0)
+		log_str(l, "first", buf);
+	if (h->has_groups) {
+		o = 0;
+		buf[0] = 0;
+		for (i = 0; i < h->ngroups && i < 6 && o < sizeof(buf); i++)
+			o += (size_t)snprintf(buf + o, sizeof(buf) - o, "%s%u",
+			    i ? "," : "", h->groups[i]);
+		log_str(l, "groups", buf);
+	}
+	if (h->sni[0] != 0)
+		log_str(l, "sni", h->sni);
+}
+
+static void
+log_alert(struct logline *l, const char *key, int desc)
+{
+	char buf[40];
+
+	if (desc == TLS_ALERT_NONE) {
+		log_str(l, key, "none");
+		return;
+	}
+	if (desc == TLS_ALERT_ENCRYPTED)
+		snprintf(buf, sizeof(buf), "encrypted");
+	else
+		snprintf(buf, sizeof(buf), "%s(%d)", tls_alert_name(desc),
+		    desc);
+	log_str(l, key, buf);
+}
+
+/* One line per failed handshake: who, why, which alert, what was offered. */
+static void
+log_tls_failure(struct conn *c)
+{
+	struct tls_failure f;
+	struct logline l;
+
+	tls_conn_failure(c->tls, &f);
+	log_begin(&l, LOG_WARN, c->sid, "tls_failed");
+	log_str(&l, "client", c->ip);
+	log_str(&l, "class", f.class_name);
+	log_alert(&l, "alert_sent", f.alert_sent);
+	if (f.alert_sent != TLS_ALERT_NONE)
+		log_str(&l, "alert_by", f.alert_by_us ? "mxd" : "mbedtls");
+	if (f.alert_received != TLS_ALERT_NONE)
+		log_alert(&l, "alert_received", f.alert_received);
+	log_str(&l, "step", f.step);
+	log_hello(&l, f.hello);
+	if (f.lib_error != 0)
+		log_str(&l, "lib", f.lib_text);
+	log_int(&l, "ms", (long long)((ev_now(c->srv->loop) - c->tls_start) *
+	    1000));
+	log_end(&l);
+	c->reason = "tls_failed";
+}
+
+/* The alert is out: shut the write side, drain a little, then close. */
+static void
+linger_start(struct conn *c)
+{
+	log_tls_failure(c);
+	fallback_note(c->srv, c->ipkey);
+	shutdown(c->fd, SHUT_WR);
+	c->phase = PH_LINGER;
+	watch(c, true, false);
+	set_timer(c, TLS_LINGER);
+}
+
+static void
+linger_read(struct conn *c)
+{
+	char buf[4096];
+	ssize_t n;
+
+	n = recv(c->fd, buf, sizeof(buf), 0);
+	if (n > 0) {
+		c->lingered += (size_t)n;
+		if (c->lingered < TLS_LINGER_BYTES)
+			return;
+	} else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+		return;
+	}
+	conn_close(c, NULL);
+}
+
+static void
+alert_step(struct conn *c)
+{
+	if (tls_conn_send_alert(c->tls) == TLS_WANT_WRITE) {
+		watch(c, false, true);
+		return;
+	}
+	linger_start(c);
+}
+
+static void
+tls_failed(struct conn *c)
+{
+	c->phase = PH_ALERT;
+	set_timer(c, TLS_LINGER);	/* bound on writing the alert */
+	alert_step(c);
+}
+
+static bool
+tls_up(struct conn *c)
+{
+	struct logline l;
+	char subject[256], verify[256];
+
+	c->phase = PH_SMTP;
+	c->tr = &tls_transport;
+	log_begin(&l, LOG_INFO, c->sid, "tls");
+	log_str(&l, "version", tls_conn_version(c->tls));
+	log_str(&l, "cipher", tls_conn_cipher(c->tls));
+	if (tls_conn_sni(c->tls)[0] != 0)
+		log_str(&l, "sni", tls_conn_sni(c->tls));
+	if (tls_conn_peer_cert(c->tls, subject, sizeof(subject), verify,
+	    sizeof(verify))) {
+		log_str(&l, "client_cert", subject);
+		log_str(&l, "verify", verify);
+	}
+	log_int(&l, "ms", (long long)((ev_now(c->srv->loop) - c->tls_start) *
+	    1000));
+	log_end(&l);
+	/* RFC 3207 4.2: forget everything; the client starts with EHLO. */
+	smtp_session_tls_started(c->smtp);
+	idle_timer(c);
+	return pump(c);
+}
+
+static bool
+hs_step(struct conn *c)
+{
+	switch (tls_conn_handshake(c->tls)) {
+	case TLS_OK:
+		return tls_up(c);
+	case TLS_WANT_READ:
+		watch(c, true, false);
+		return true;
+	case TLS_WANT_WRITE:
+		watch(c, false, true);
+		return true;
+	}
+	tls_failed(c);
+	return true;
+}
+
+/* proto's 220 has left: from here the socket speaks TLS. */
+static bool
+tls_begin(struct conn *c)
+{
+	c->tls = tls_conn_create(c->srv->tls, c->fd);
+	if (c->tls == NULL) {
+		conn_close(c, "out_of_memory");
+		return false;
+	}
+	c->phase = PH_HANDSHAKE;
+	c->tls_start = ev_now(c->srv->loop);
+	set_timer(c, c->srv->cfg->tls_handshake_timeout);
+	return hs_step(c);
+}
+
 /* ---- watchers --------------------------------------------------------- */
 
 static void
@@ -503,6 +804,20 @@ on_read(struct ev_loop *loop, ev_io *w, int revents)
 	char *p;
 	ssize_t n;
 
+	switch (c->phase) {
+	case PH_HANDSHAKE:
+		hs_step(c);
+		return;
+	case PH_LINGER:
+		linger_read(c);
+		return;
+	case PH_TLS_START:
+	case PH_ALERT:
+		ev_io_stop(loop, w);
+		return;
+	case PH_SMTP:
+		break;
+	}
 	p = smtp_session_input_space(c->smtp, &len);
 	if (p == NULL) {
 		pump(c);
@@ -528,7 +843,27 @@ on_read(struct ev_loop *loop, ev_io *w, int revents)
 static void
 on_write(struct ev_loop *loop, ev_io *w, int revents)
 {
-	pump(from_wio(w));
+	struct conn *c = from_wio(w);
+
+	switch (c->phase) {
+	case PH_HANDSHAKE:
+		hs_step(c);
+		return;
+	case PH_ALERT:
+		alert_step(c);
+		return;
+	case PH_LINGER:
+		ev_io_stop(loop, w);
+		return;
+	case PH_SMTP:
+	case PH_TLS_START:
+		break;
+	}
+	if (!pump(c))
+		return;
+	/* A TLS read that wanted to write can go on now. */
+	if (c->phase == PH_SMTP && c->tls != NULL && ev_is_active(&c->rio))
+		ev_feed_event(loop, &c->rio, EV_READ);
 }
 
 static void
@@ -536,6 +871,24 @@ on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct conn *c = from_timer(w);
 
+	switch (c->phase) {
+	case PH_HANDSHAKE:
+		/* A stalled handshake: fail it, with an alert. */
+		tls_conn_timeout(c->tls);
+		tls_failed(c);
+		return;
+	case PH_ALERT:
+		/* The client takes not even the alert: give up. */
+		log_tls_failure(c);
+		conn_close(c, NULL);
+		return;
+	case PH_LINGER:
+		conn_close(c, NULL);
+		return;
+	case PH_TLS_START:
+	case PH_SMTP:
+		break;
+	}
 	if (c->closing) {
 		/* The client does not take our last reply: give up. */
 		conn_close(c, c->reason != NULL ? c->reason : "timeout");
@@ -584,30 +937,49 @@ peer_name(struct conn *c, const struct sockaddr *sa)
 }
 
 void
-conn_accept(struct server *srv, int fd, const struct sockaddr *sa,
+conn_accept(struct listener *lst, int fd, const struct sockaddr *sa,
     socklen_t salen)
 {
+	struct server *srv = lst->srv;
 	const struct config *cfg = srv->cfg;
+	const struct smtp_config *smtp = &lst->smtp;
 	struct conn *c;
 	struct logline l;
 	unsigned n;
 	int one = 1;
+	bool fallback = false;
 	char peer[INET6_ADDRSTRLEN + 8];
 
 	c = calloc(1, sizeof(*c));
-	if (c == NULL || (c->smtp = smtp_session_create(&cfg->smtp)) == NULL) {
+	if (c == NULL) {
+		log_msg(LOG_ERROR, "accept_failed", "out of memory");
+		close(fd);
+		return;
+	}
+	peer_name(c, sa);
+	/*
+	 * tls_fallback_window: this address failed a handshake lately, so
+	 * it is not offered STARTTLS now and can deliver in plaintext.
+	 * Never where TLS is required.
+	 */
+	if (lst->tls && !lst->require_tls && fallback_active(srv, c->ipkey)) {
+		smtp = &lst->smtp_notls;
+		fallback = true;
+	}
+	if ((c->smtp = smtp_session_create(smtp)) == NULL) {
 		log_msg(LOG_ERROR, "accept_failed", "out of memory");
 		free(c);
 		close(fd);
 		return;
 	}
 	c->srv = srv;
+	c->lst = lst;
 	c->fd = fd;
 	c->tr = &plain_transport;
+	c->phase = PH_SMTP;
 	c->start = ev_now(srv->loop);
 	snprintf(c->sid, sizeof(c->sid), "%012llx",
 	    (unsigned long long)(srv->sid_next++ & 0xffffffffffffULL));
-	peer_name(c, sa);
 	/* Replies go out as one batch per read; Nagle would only delay. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 
@@ -627,6 +999,7 @@ conn_accept(struct server *srv, int fd, const struct sockaddr *sa,
 	    c->port);
 	log_begin(&l, LOG_INFO, c->sid, "connect");
 	log_str(&l, "client", peer);
+	log_str(&l, "listener", lst->bound);
 	n = ipcount_add(srv, c->ipkey, 1);
 	c->ip_counted = true;
 	if (cfg->max_connections_per_ip != 0 &&
@@ -639,6 +1012,8 @@ conn_accept(struct server *srv, int fd, const struct sockaddr *sa,
 		log_end(&l);
 		smtp_session_hangup(c->smtp, SMTP_HANGUP_SHUTDOWN);
 	} else {
+		if (fallback)
+			log_str(&l, "tls_fallback", "starttls_not_offered");
 		log_end(&l);
 		smtp_session_greet(c->smtp);
 	}

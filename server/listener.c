@@ -43,7 +43,7 @@ on_accept(struct ev_loop *loop, ev_io *w, int revents)
 		fd = accept4(l->fd, (struct sockaddr *)&ss, &sl,
 		    SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd >= 0) {
-			conn_accept(srv, fd, (struct sockaddr *)&ss, sl);
+			conn_accept(l, fd, (struct sockaddr *)&ss, sl);
 			continue;
 		}
 		switch (errno) {
@@ -114,6 +114,14 @@ listener_open(struct server *srv, const struct listen_conf *lc,
 	l->fd = fd;
 	l->srv = srv;
 	l->conf = lc;
+	l->tls = srv->tls != NULL && (lc->tls >= 0 ? lc->tls : srv->cfg->tls);
+	l->require_tls = l->tls && (lc->require_tls >= 0 ? lc->require_tls :
+	    srv->cfg->require_tls);
+	l->smtp = srv->cfg->smtp;
+	l->smtp.tls_available = l->tls;
+	l->smtp.tls_required = l->require_tls;
+	l->smtp_notls = l->smtp;
+	l->smtp_notls.tls_available = false;
 	ev_io_init(&l->io, on_accept, fd, EV_READ);
 	ev_io_start(srv->loop, &l->io);
 	return 0;

@@ -19,6 +19,7 @@
 #include "delivery.h"
 #include "log.h"
 #include "server.h"
+#include "tls.h"
 #include "worker.h"
 
 #ifndef MXD_VERSION
@@ -42,6 +43,11 @@ usage(FILE *f)
 "  -d, --domain DOMAIN    accept mail for DOMAIN, repeatable\n"
 "  -m, --maildir PATH     store mail in this Maildir (%%d, %%l: per recipient)\n"
 "  -H, --hostname NAME    our name in the greeting and Received headers\n"
+"      --tls-cert FILE    PEM certificate (chain), repeatable, paired in order\n"
+"      --tls-key FILE     PEM key for the --tls-cert at the same position\n"
+"      --print-cert-path  print \"certificate PATH\" for each certificate in use\n"
+"                         on stdout at start (e.g. the self-signed one, for\n"
+"                         a test to trust)\n"
 "  -o KEY=VALUE           set any configuration key, repeatable\n"
 "  -v, --verbose          log at debug level (-o log_level=debug)\n"
 "  -V, --version          print the version and exit\n"
@@ -56,6 +62,12 @@ static void
 on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 {
 	server_shutdown(w->data);
+}
+
+static void
+on_sighup(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	server_reload_tls(w->data);
 }
 
 static int
@@ -81,6 +93,9 @@ main(int argc, char **argv)
 		{ "domain", required_argument, NULL, 'd' },
 		{ "maildir", required_argument, NULL, 'm' },
 		{ "hostname", required_argument, NULL, 'H' },
+		{ "tls-cert", required_argument, NULL, 'C' },
+		{ "tls-key", required_argument, NULL, 'K' },
+		{ "print-cert-path", no_argument, NULL, 'P' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
@@ -90,7 +105,7 @@ main(int argc, char **argv)
 	struct server srv;
 	const char *config_file = NULL;
 	char err[1024], *eq;
-	int ch, check = 0, rc = 1;
+	int ch, check = 0, rc = 1, print_cert = 0;
 	size_t i;
 	/* Flags are applied after the file: remember them in order. */
 	char **flags;
@@ -115,6 +130,13 @@ main(int argc, char **argv)
 		case 'H': flags[nflags++] = "hostname";
 			flags[nflags++] = optarg;
 			break;
+		case 'C': flags[nflags++] = "tls_cert";
+			flags[nflags++] = optarg;
+			break;
+		case 'K': flags[nflags++] = "tls_key";
+			flags[nflags++] = optarg;
+			break;
+		case 'P': print_cert = 1; break;
 		case 'v': flags[nflags++] = "log_level";
 			flags[nflags++] = "debug";
 			break;
@@ -187,6 +209,18 @@ main(int argc, char **argv)
 		fprintf(stderr, "mxd: cannot start worker threads\n");
 		goto out;
 	}
+	if (cfg.tls) {
+		if (tls_global_init() != 0) {
+			fprintf(stderr, "mxd: cannot initialise the TLS "
+			    "library\n");
+			goto out;
+		}
+		srv.tls = server_tls_load(&cfg, print_cert, err, sizeof(err));
+		if (srv.tls == NULL) {
+			fprintf(stderr, "mxd: %s\n", err);
+			goto out;
+		}
+	}
 	srv.delivery = delivery_create(&cfg, srv.pool, err, sizeof(err));
 	if (srv.delivery == NULL) {
 		fprintf(stderr, "mxd: %s\n", err);
@@ -206,9 +240,11 @@ main(int argc, char **argv)
 	}
 	ev_signal_init(&srv.sigterm, on_signal, SIGTERM);
 	ev_signal_init(&srv.sigint, on_signal, SIGINT);
-	srv.sigterm.data = srv.sigint.data = &srv;
+	ev_signal_init(&srv.sighup, on_sighup, SIGHUP);
+	srv.sigterm.data = srv.sigint.data = srv.sighup.data = &srv;
 	ev_signal_start(srv.loop, &srv.sigterm);
 	ev_signal_start(srv.loop, &srv.sigint);
+	ev_signal_start(srv.loop, &srv.sighup);
 
 	for (i = 0; i < srv.nlisteners; i++)
 		printf("listening %s\n", srv.listeners[i].bound);
@@ -226,6 +262,8 @@ main(int argc, char **argv)
 		log_str(&l, "hostname", cfg.hostname);
 		log_str(&l, "listen", listen);
 		log_str(&l, "delivery", delivery_describe(srv.delivery));
+		log_str(&l, "tls", srv.tls == NULL ? "off" :
+		    tls_library_version());
 		if (cfg.ndomains == 0) {
 			log_str(&l, "domains", "any");
 			log_str(&l, "note", "no domain configured: accepting "
@@ -254,14 +292,12 @@ out:
 		/* Let every queued file job finish: nothing half-done. */
 		worker_pool_destroy(srv.pool);
 		delivery_destroy(srv.delivery);
-		for (i = 0; i < IPCOUNT_BUCKETS; i++)
-			while (srv.ipcount[i] != NULL) {
-				struct ipcount_entry *e = srv.ipcount[i];
-
-				srv.ipcount[i] = e->next;
-				free(e);
-			}
+		server_free_tables(&srv);
+		ev_signal_stop(srv.loop, &srv.sigterm);
+		ev_signal_stop(srv.loop, &srv.sigint);
+		ev_signal_stop(srv.loop, &srv.sighup);
 	}
+	tls_server_destroy(srv.tls);
 	free(srv.listeners);
 	free(flags);
 	config_free(&cfg);

@@ -8,12 +8,16 @@
  * runs out, whatever is left is closed.  The loop ends when the last
  * connection is gone, and main() then waits for the worker pool.
  */
+#include <limits.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "server.h"
+#include "tls.h"
 
 /* FNV-1a with a per-process seed: a client cannot aim at one bucket. */
 static uint32_t
@@ -117,4 +121,173 @@ server_shutdown(struct server *srv)
 		next = conn_next(c);
 		conn_shutdown(c);
 	}
+}
+
+/* ---- TLS certificates ------------------------------------------------- */
+
+/*
+ * The configured pairs, or, with none, the self-signed pair in data_dir,
+ * made on first start and reused after (DESIGN.md: STARTTLS works with
+ * no configuration at all).
+ */
+struct tls_server *
+server_tls_load(const struct config *cfg, bool print, char *err,
+    size_t errlen)
+{
+	struct tls_keypair_files *pairs;
+	struct tls_server_conf tc;
+	struct tls_server *ts;
+	char cert[PATH_MAX], key[PATH_MAX], abs[PATH_MAX];
+	size_t i, n = cfg->ntls_certs;
+
+	pairs = calloc(n ? n : 1, sizeof(*pairs));
+	if (pairs == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	for (i = 0; i < n; i++) {
+		pairs[i].cert = cfg->tls_certs[i];
+		pairs[i].key = cfg->tls_keys[i];
+	}
+	if (n == 0) {
+		snprintf(cert, sizeof(cert), "%s/mxd-selfsigned.crt",
+		    cfg->data_dir);
+		snprintf(key, sizeof(key), "%s/mxd-selfsigned.key",
+		    cfg->data_dir);
+		if (access(cert, R_OK) != 0 || access(key, R_OK) != 0) {
+			if (tls_make_selfsigned(cert, key, cfg->hostname, err,
+			    errlen) != 0) {
+				free(pairs);
+				return NULL;
+			}
+			log_msg(LOG_INFO, "tls_selfsigned", "made a self-signed "
+			    "certificate for %s in %s", cfg->hostname, cert);
+		}
+		pairs[0].cert = cert;
+		pairs[0].key = key;
+		n = 1;
+	}
+	memset(&tc, 0, sizeof(tc));
+	tc.pairs = pairs;
+	tc.npairs = n;
+	tc.min_version = cfg->tls_min_version;
+	tc.tickets = cfg->tls_tickets;
+	tc.ticket_lifetime = (unsigned)cfg->tls_ticket_lifetime;
+	tc.ask_client_cert = cfg->tls_ask_client_cert;
+	tc.client_ca = cfg->tls_client_ca;
+	ts = tls_server_create(&tc, err, errlen);
+	if (ts != NULL && print) {
+		for (i = 0; i < n; i++)
+			printf("certificate %s\n",
+			    realpath(pairs[i].cert, abs) ? abs : pairs[i].cert);
+	}
+	if (ts != NULL) {
+		for (i = 0; i < tls_server_npairs(ts); i++)
+			log_msg(LOG_INFO, "tls_certificate", "%s: %s",
+			    pairs[i].cert, tls_server_pair_desc(ts, i));
+		if (cfg->tls_min_version < 0x0303)
+			log_msg(LOG_WARN, "tls_legacy", "TLS versions below "
+			    "1.2 are enabled (tls_min_version): only for "
+			    "senders that cannot do better");
+	}
+	free(pairs);
+	return ts;
+}
+
+/* SIGHUP: new handshakes use new certificates; live sessions keep theirs. */
+void
+server_reload_tls(struct server *srv)
+{
+	struct tls_server *ts;
+	char err[512];
+
+	if (srv->tls == NULL)
+		return;
+	ts = server_tls_load(srv->cfg, false, err, sizeof(err));
+	if (ts == NULL) {
+		log_msg(LOG_ERROR, "reload_failed", "%s; keeping the "
+		    "certificates in use", err);
+		return;
+	}
+	tls_server_destroy(srv->tls);
+	srv->tls = ts;
+	log_msg(LOG_INFO, "reload", "certificates reloaded");
+}
+
+/* ---- fallback memory (tls_fallback_window) ---------------------------- */
+
+static struct fallback_entry *
+fallback_find(struct server *srv, const unsigned char key[16], bool prune)
+{
+	struct fallback_entry **pp, *e;
+	ev_tstamp now = ev_now(srv->loop);
+
+	pp = &srv->fallback[ip_hash(srv, key)];
+	while ((e = *pp) != NULL) {
+		if (prune && e->until <= now) {
+			*pp = e->next;
+			free(e);
+			srv->nfallback--;
+			continue;
+		}
+		if (memcmp(e->key, key, 16) == 0)
+			return e;
+		pp = &e->next;
+	}
+	return NULL;
+}
+
+void
+fallback_note(struct server *srv, const unsigned char key[16])
+{
+	struct fallback_entry *e;
+	size_t b;
+
+	if (srv->cfg->tls_fallback_window <= 0)
+		return;
+	e = fallback_find(srv, key, true);
+	if (e == NULL) {
+		/* Bounded: a flood of failing addresses cannot grow it. */
+		if (srv->nfallback >= FALLBACK_MAX)
+			return;
+		e = calloc(1, sizeof(*e));
+		if (e == NULL)
+			return;
+		memcpy(e->key, key, 16);
+		b = ip_hash(srv, key);
+		e->next = srv->fallback[b];
+		srv->fallback[b] = e;
+		srv->nfallback++;
+	}
+	e->until = ev_now(srv->loop) + srv->cfg->tls_fallback_window;
+}
+
+bool
+fallback_active(struct server *srv, const unsigned char key[16])
+{
+	if (srv->cfg->tls_fallback_window <= 0)
+		return false;
+	return fallback_find(srv, key, true) != NULL;
+}
+
+void
+server_free_tables(struct server *srv)
+{
+	size_t i;
+
+	for (i = 0; i < IPCOUNT_BUCKETS; i++) {
+		while (srv->ipcount[i] != NULL) {
+			struct ipcount_entry *e = srv->ipcount[i];
+
+			srv->ipcount[i] = e->next;
+			free(e);
+		}
+		while (srv->fallback[i] != NULL) {
+			struct fallback_entry *f = srv->fallback[i];
+
+			srv->fallback[i] = f->next;
+			free(f);
+		}
+	}
+	srv->nfallback = 0;
 }

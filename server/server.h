@@ -19,6 +19,7 @@
 
 struct delivery;
 struct delivery_txn;
+struct tls_server;
 struct worker_pool;
 struct conn;
 
@@ -28,6 +29,11 @@ struct listener {
 	struct server		*srv;
 	const struct listen_conf *conf;
 	char			 bound[80];	/* with the real port */
+	bool			 tls;		/* STARTTLS offered here */
+	bool			 require_tls;
+	/* proto's view; smtp_notls for clients in the fallback window. */
+	struct smtp_config	 smtp;
+	struct smtp_config	 smtp_notls;
 };
 
 /* Connections per client address (keys: IPv6 or v4-mapped, 16 octets). */
@@ -38,6 +44,15 @@ struct ipcount_entry {
 };
 
 #define IPCOUNT_BUCKETS	4096
+
+/* Client addresses whose TLS handshake failed, until when. */
+struct fallback_entry {
+	unsigned char		 key[16];
+	ev_tstamp		 until;
+	struct fallback_entry	*next;
+};
+
+#define FALLBACK_MAX	65536
 
 struct server {
 	struct ev_loop		*loop;
@@ -56,9 +71,13 @@ struct server {
 	struct ipcount_entry	*ipcount[IPCOUNT_BUCKETS];
 	uint32_t		 ipcount_seed;
 
-	ev_signal		 sigterm, sigint;
+	ev_signal		 sigterm, sigint, sighup;
 	ev_timer		 grace;
 	bool			 shutting_down;
+
+	struct tls_server	*tls;		/* new handshakes use this */
+	struct fallback_entry	*fallback[IPCOUNT_BUCKETS];
+	unsigned		 nfallback;
 
 	uint64_t		 sid_next;	/* random start, then +1 */
 };
@@ -74,11 +93,18 @@ void	listeners_resume(struct server *srv);
 /* server.c */
 unsigned ipcount_add(struct server *srv, const unsigned char key[16],
 	    int delta);
+/* Load the certificates of the config (or make the self-signed one). */
+struct tls_server *server_tls_load(const struct config *cfg, bool print,
+	    char *err, size_t errlen);
+void	server_reload_tls(struct server *srv);
+void	fallback_note(struct server *srv, const unsigned char key[16]);
+bool	fallback_active(struct server *srv, const unsigned char key[16]);
+void	server_free_tables(struct server *srv);
 void	server_conn_gone(struct server *srv);
 void	server_shutdown(struct server *srv);
 
 /* conn.c */
-void	conn_accept(struct server *srv, int fd, const struct sockaddr *sa,
+void	conn_accept(struct listener *l, int fd, const struct sockaddr *sa,
 	    socklen_t salen);
 /* SIGTERM: 421 now, or after the transaction in DATA. */
 void	conn_shutdown(struct conn *c);
