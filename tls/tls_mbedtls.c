@@ -399,8 +399,10 @@ classify(struct tls_conn *t, int e)
 		    sizeof(tls_compat_group_ids) /
 		    sizeof(tls_compat_group_ids[0]), h);
 
+	/* An alert record from the client (mbedTLS may fail before
+	 * reading more than its header: it expects a ClientHello). */
 	if (is_err(e, MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE) ||
-	    t->in.alert_done) {
+	    t->in.alert_started) {
 		c = TLS_FAIL_CLIENT_ALERT;
 	} else if (t->peer_reset || is_err(e, MBEDTLS_ERR_NET_CONN_RESET) ||
 	    is_err(e, MBEDTLS_ERR_NET_RECV_FAILED)) {
@@ -470,6 +472,25 @@ fail(struct tls_conn *t, int e)
 	classify(t, e);
 }
 
+/*
+ * The first handshake record holds no ClientHello, or one that claims
+ * more than a record can carry: 2.28 refuses it at once, 3.6 waits for
+ * the rest (until the timeout).  Refuse it at once on both.
+ */
+static bool
+hello_hopeless(const struct tls_conn *t)
+{
+	const uint8_t *h = t->in.hello;
+	size_t declared;
+
+	if (!t->in.hello_done || h == NULL)
+		return false;
+	if (t->in.hello_len < 4 || h[0] != 1)
+		return true;
+	declared = (size_t)h[1] << 16 | (size_t)h[2] << 8 | h[3];
+	return declared > TLS_HELLO_MAX;
+}
+
 int
 tls_conn_handshake(struct tls_conn *t)
 {
@@ -486,6 +507,8 @@ tls_conn_handshake(struct tls_conn *t)
 		tls_stream_finish(&t->in);	/* the hello copy */
 		return TLS_OK;
 	}
+	if (r == MBEDTLS_ERR_SSL_WANT_READ && hello_hopeless(t))
+		r = TLS_COMPAT_ERR_DECODE;
 	if (r == MBEDTLS_ERR_SSL_WANT_READ)
 		return TLS_WANT_READ;
 	if (r == MBEDTLS_ERR_SSL_WANT_WRITE)
