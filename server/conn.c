@@ -87,6 +87,7 @@ struct conn {
 	bool			 esmtp;
 
 	bool			 busy;		/* delivery job: no input */
+	bool			 read_blocked;	/* last read wanted the fd */
 	bool			 closing;	/* flush output, then close */
 	bool			 drain;		/* 421 after this transaction */
 	enum smtp_msg_result	 txn_error;	/* body could not be kept */
@@ -298,7 +299,8 @@ update_watchers(struct conn *c)
 	 * Records mbedTLS has already read never make the fd readable
 	 * again: read them now (lighttpd's mbedtls_ssl_check_pending loop).
 	 */
-	if (want_read && c->tls != NULL && tls_conn_pending(c->tls))
+	if (want_read && c->tls != NULL && !c->read_blocked &&
+	    tls_conn_pending(c->tls))
 		ev_feed_event(loop, &c->rio, EV_READ);
 }
 
@@ -347,6 +349,7 @@ static void
 ev_data(struct conn *c)
 {
 	struct delivery_trace tr;
+	char tlsinfo[160];
 
 	c->data_start = ev_now(c->srv->loop);
 	if (c->txn == NULL)
@@ -354,8 +357,6 @@ ev_data(struct conn *c)
 	tr.helo = c->helo != NULL ? c->helo : "unknown";
 	tr.client_ip = c->ip;
 	tr.client_v6 = c->v6;
-	char tlsinfo[160];
-
 	/* RFC 3848: ESMTPS once STARTTLS is up. */
 	tr.protocol = c->esmtp ? (c->tls != NULL ? "ESMTPS" : "ESMTP") :
 	    "SMTP";
@@ -759,6 +760,8 @@ tls_up(struct conn *c)
 	/* RFC 3207 4.2: forget everything; the client starts with EHLO. */
 	smtp_session_tls_started(c->smtp);
 	idle_timer(c);
+	if (c->drain)
+		smtp_session_hangup(c->smtp, SMTP_HANGUP_SHUTDOWN);
 	return pump(c);
 }
 
@@ -824,6 +827,7 @@ on_read(struct ev_loop *loop, ev_io *w, int revents)
 		return;
 	}
 	n = c->tr->read(c, p, len);
+	c->read_blocked = n <= 0;
 	if (n > 0) {
 		smtp_session_input_commit(c->smtp, (size_t)n);
 		c->bytes_in += (uint64_t)n;
@@ -832,8 +836,14 @@ on_read(struct ev_loop *loop, ev_io *w, int revents)
 		pump(c);
 		return;
 	}
-	if (n == IO_WANT_READ || n == IO_WANT_WRITE) {
+	if (n == IO_WANT_READ) {
 		pump(c);
+		return;
+	}
+	if (n == IO_WANT_WRITE) {
+		/* TLS must send before it can read on: on_write resumes. */
+		if (pump(c))
+			ev_io_start(loop, &c->wio);
 		return;
 	}
 	/* EOF or error: a transaction in progress is dropped, unstored. */
@@ -1026,7 +1036,8 @@ conn_shutdown(struct conn *c)
 {
 	if (c->closing)
 		return;
-	if (c->busy || smtp_session_in_data(c->smtp)) {
+	/* Mid-handshake there is no SMTP to speak: 421 once TLS is up. */
+	if (c->busy || c->phase != PH_SMTP || smtp_session_in_data(c->smtp)) {
 		c->drain = true;	/* 421 once this message is done */
 		return;
 	}
@@ -1038,7 +1049,7 @@ conn_shutdown(struct conn *c)
 void
 conn_abort(struct conn *c)
 {
-	if (!c->closing) {
+	if (!c->closing && c->phase == PH_SMTP) {
 		drop_txn(c);
 		smtp_session_hangup(c->smtp, SMTP_HANGUP_SHUTDOWN);
 		if (!pump(c))
