@@ -130,7 +130,7 @@ struct smtp_event {
 	const char	*text;		/* "5.5.1 Command unrecognized" */
 	size_t		 text_len;
 	enum smtp_reason reason;
-	const char	*arg;		/* the client's argument, raw */
+	const char	*arg;		/* REJECT: the command line, raw */
 	size_t		 arg_len;
 	/* STARTTLS: plaintext octets that followed it and were dropped */
 	size_t		 discarded;

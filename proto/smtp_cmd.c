@@ -483,17 +483,16 @@ smtp_cmd_line(struct smtp_session *s, const char *line, size_t len,
 			break;
 		}
 	}
+	if (c != NULL)
+		ev->cmd = c->name;
+	/* RFC 5321 4.5.3.1.4: 512 octets, MAIL and RCPT get more room. */
+	if (len + 2 > s->cfg->limits.cmd_line && (c == NULL ||
+	    (strcmp(c->name, "MAIL") != 0 && strcmp(c->name, "RCPT") != 0)))
+		return smtp_cmd_too_long(s, ev);
 	if (c == NULL) {
 		smtp_reply(s, 500, "5.5.1", "Error: command unrecognized");
 		return REJECT;
 	}
-	ev->cmd = c->name;
-	ev->arg = line + vlen;
-	ev->arg_len = len - vlen;
-	/* RFC 5321 4.5.3.1.4: 512 octets, MAIL and RCPT get more room. */
-	if (len + 2 > s->cfg->limits.cmd_line &&
-	    strcmp(c->name, "MAIL") != 0 && strcmp(c->name, "RCPT") != 0)
-		return smtp_cmd_too_long(s, ev);
 	if (s->cfg->tls_required && !s->tls_active &&
 	    !(c->flags & CMD_PRE_TLS)) {
 		smtp_reply(s, 530, "5.7.0",
