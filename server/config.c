@@ -566,6 +566,8 @@ read_line(char *str, int num, void *stream)
 	struct file_ctx *x = stream;
 	size_t n;
 
+	const char *p;
+
 	if (x->failed || fgets(str, num, x->f) == NULL)
 		return NULL;
 	x->line++;
@@ -573,6 +575,18 @@ read_line(char *str, int num, void *stream)
 	if (n == (size_t)num - 1 && str[n - 1] != '\n' && !feof(x->f)) {
 		snprintf(x->err, x->errlen, "%s:%d: line longer than %d octets",
 		    x->path, x->line, num - 2);
+		x->failed = true;
+		return NULL;
+	}
+	/*
+	 * Sections: none is defined yet, so any "[name]" is an error, and
+	 * it is named here, at its own line, even when no key follows.
+	 */
+	for (p = str; *p == ' ' || *p == '\t'; p++)
+		;
+	if (*p == '[') {
+		snprintf(x->err, x->errlen, "%s:%d: unknown section %.*s",
+		    x->path, x->line, (int)strcspn(p, "\r\n"), p);
 		x->failed = true;
 		return NULL;
 	}
@@ -651,6 +665,17 @@ config_finish(struct config *c, char *err, size_t errlen)
 	    (c->data_dir == NULL && (c->data_dir = strdup(".")) == NULL)) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
+	}
+	for (const char *p = c->maildir; *p; p++) {
+		if (*p != '%')
+			continue;
+		p++;
+		if (*p != 'd' && *p != 'l' && *p != '%') {
+			snprintf(err, errlen, "maildir: '%%%c' in '%s' is not "
+			    "%%d (domain), %%l (local part) or %%%%",
+			    *p ? *p : ' ', c->maildir);
+			return -1;
+		}
 	}
 	if (c->ntls_certs != c->ntls_keys) {
 		snprintf(err, errlen, "tls_cert and tls_key: %zu certificates "

@@ -342,6 +342,8 @@ ev_rcpt(struct conn *c, const struct smtp_event *ev)
 	log_str(&l, "result", r == SMTP_RCPT_OK ? "ok" :
 	    r == SMTP_RCPT_RELAY_DENIED ? "relay_denied" : "tempfail");
 	log_end(&l);
+	if (r != SMTP_RCPT_OK)
+		c->rejected++;
 	smtp_session_rcpt_result(c->smtp, r);
 }
 
@@ -418,9 +420,8 @@ log_reject(struct conn *c, const struct smtp_event *ev)
 	if (ev->type == SMTP_EV_DATA_ABORT) {
 		log_str(&l, "reason", smtp_reason_name(ev->reason));
 		log_uint(&l, "size", ev->msg_size);
-	} else if (ev->arg_len > 0) {
-		/* arg begins with the SP after the verb. */
-		log_strn(&l, "arg", ev->arg + 1, ev->arg_len - 1);
+	} else if (ev->arg != NULL) {
+		log_strn(&l, "line", ev->arg, ev->arg_len);
 	}
 	log_end(&l);
 }
@@ -509,15 +510,29 @@ static bool
 pump(struct conn *c)
 {
 	struct smtp_event ev;
+	size_t len;
+	bool had_output;
 
-	while (!c->busy && smtp_session_next(c->smtp, &ev) != SMTP_EV_NONE)
-		handle(c, &ev);
-	if (smtp_session_oom(c->smtp)) {
-		conn_close(c, "out_of_memory");
-		return false;
+	for (;;) {
+		while (!c->busy &&
+		    smtp_session_next(c->smtp, &ev) != SMTP_EV_NONE)
+			handle(c, &ev);
+		if (smtp_session_oom(c->smtp)) {
+			conn_close(c, "out_of_memory");
+			return false;
+		}
+		had_output = smtp_session_output(c->smtp, &len) != NULL;
+		if (!flush_output(c))
+			return false;
+		/*
+		 * proto stops at its output high-water mark with pipelined
+		 * commands still buffered (RFC 2920 3.1); once the replies
+		 * have all left, let it go on.
+		 */
+		if (!had_output || c->busy || c->closing ||
+		    smtp_session_output(c->smtp, &len) != NULL)
+			break;
 	}
-	if (!flush_output(c))
-		return false;
 	if (c->phase == PH_TLS_START &&
 	    smtp_session_output(c->smtp, &(size_t){ 0 }) == NULL)
 		return tls_begin(c);

@@ -141,17 +141,12 @@ maildir_setup(struct delivery *d, char *err, size_t errlen)
 		return -1;
 	}
 	m->path = d->cfg->maildir;
+	/* config_finish() admitted only %d, %l and %%. */
 	for (p = m->path; *p; p++) {
 		if (*p != '%')
 			continue;
 		p++;
-		if (*p != 'd' && *p != 'l' && *p != '%') {
-			snprintf(err, errlen, "maildir: '%%%c' in '%s' is not "
-			    "%%d, %%l or %%%%", *p ? *p : ' ', m->path);
-			free(m);
-			return -1;
-		}
-		if (*p != '%')
+		if (*p == 'd' || *p == 'l')
 			m->is_template = true;
 	}
 	if (!m->is_template && (e = make_maildir(m->path)) != 0) {
