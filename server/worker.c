@@ -13,7 +13,8 @@ struct worker_pool {
 	struct ev_loop	*loop;
 	ev_async	 wake;
 	pthread_mutex_t	 mu;
-	pthread_cond_t	 cv;
+	pthread_cond_t	 cv;		/* a job was queued */
+	pthread_cond_t	 done_cv;	/* a job finished */
 	struct job	*head, *tail;	/* queued */
 	struct job	*finished;	/* done, not yet reported */
 	unsigned	 pending;	/* loop thread only */
@@ -46,6 +47,7 @@ worker_main(void *arg)
 		j->next = p->finished;
 		p->finished = j;
 		ev_async_send(p->loop, &p->wake);
+		pthread_cond_signal(&p->done_cv);
 	}
 	pthread_mutex_unlock(&p->mu);
 	return NULL;
@@ -99,6 +101,7 @@ worker_pool_create(struct ev_loop *loop, unsigned nthreads)
 	p->loop = loop;
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->cv, NULL);
+	pthread_cond_init(&p->done_cv, NULL);
 	ev_async_init(&p->wake, on_wake);
 	ev_async_start(loop, &p->wake);
 	/* The pool must not keep the loop alive by itself. */
@@ -143,6 +146,18 @@ worker_pool_destroy(struct worker_pool *p)
 
 	if (p == NULL)
 		return;
+	/*
+	 * Run every queued job and its done(), including jobs that a done()
+	 * queues (an aborted flush queues the removal of its partial file),
+	 * before the threads go.
+	 */
+	while (p->pending > 0) {
+		pthread_mutex_lock(&p->mu);
+		while (p->finished == NULL)
+			pthread_cond_wait(&p->done_cv, &p->mu);
+		pthread_mutex_unlock(&p->mu);
+		report(p);
+	}
 	pthread_mutex_lock(&p->mu);
 	p->stopping = true;
 	pthread_cond_broadcast(&p->cv);
@@ -153,6 +168,7 @@ worker_pool_destroy(struct worker_pool *p)
 	ev_ref(p->loop);
 	ev_async_stop(p->loop, &p->wake);
 	pthread_cond_destroy(&p->cv);
+	pthread_cond_destroy(&p->done_cv);
 	pthread_mutex_destroy(&p->mu);
 	free(p->threads);
 	free(p);
