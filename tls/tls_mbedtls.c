@@ -49,6 +49,8 @@ struct tls_conn {
 	uint8_t			 raw_alert[7];	/* when nothing was sent yet */
 	size_t			 raw_off;
 	size_t			 wpending;	/* length of a blocked write */
+	enum tls_fail_class	 preflight;	/* refused before mbedTLS */
+	bool			 hello_checked;
 	char			 sni[256];
 	struct tls_hello_info	 hello;
 };
@@ -120,8 +122,8 @@ add_suites(struct tls_server *s, const char *const *names, size_t *n)
 
 /*
  * SNI (RFC 6066 3): use the pairs whose names match; with none, leave the
- * configured list, so the first pair the client can use answers.  Never
- * fail the handshake over a name.
+ * configured list (the first pair and its twins).  Never fail the
+ * handshake over a name.
  */
 static int
 on_sni(void *arg, mbedtls_ssl_context *ssl, const unsigned char *name,
@@ -146,6 +148,17 @@ on_sni(void *arg, mbedtls_ssl_context *ssl, const unsigned char *name,
 			mbedtls_ssl_set_hs_own_cert(ssl, &s->pairs[i].crt,
 			    &s->pairs[i].key);
 	return 0;
+}
+
+static bool
+same_names(const struct tls_keypair *a, const struct tls_keypair *b)
+{
+	size_t i;
+
+	for (i = 0; i < b->nnames; i++)
+		if (tls_keypair_matches(a, b->names[i]))
+			return true;
+	return false;
 }
 
 struct tls_server *
@@ -210,7 +223,14 @@ tls_server_create(const struct tls_server_conf *c, char *err, size_t errlen)
 	mbedtls_ssl_conf_renegotiation(&s->conf,
 	    MBEDTLS_SSL_RENEGOTIATION_DISABLED);
 #endif
+	/*
+	 * Without SNI, or with a name no pair has, the first pair answers
+	 * (with its twins of another key type, for the same names: mbedTLS
+	 * then picks by suite, and ECDSA suites come first).
+	 */
 	for (i = 0; i < s->npairs; i++) {
+		if (i > 0 && !same_names(&s->pairs[0], &s->pairs[i]))
+			continue;
 		if ((r = mbedtls_ssl_conf_own_cert(&s->conf, &s->pairs[i].crt,
 		    &s->pairs[i].key)) != 0) {
 			snprintf(err, errlen, "certificate %s: cannot use it "
@@ -297,6 +317,36 @@ tls_server_pair_desc(const struct tls_server *s, size_t i)
 
 /* ---- the socket callbacks --------------------------------------------- */
 
+static void
+parse_hello(struct tls_conn *t)
+{
+	if (t->in.hello_done && !t->hello.parsed && t->in.hello != NULL)
+		tls_parse_client_hello(t->in.hello, t->in.hello_len,
+		    t->srv->suites, tls_compat_group_ids,
+		    sizeof(tls_compat_group_ids) /
+		    sizeof(tls_compat_group_ids[0]), &t->hello);
+}
+
+/*
+ * The ClientHello has arrived and mbedTLS has not seen its end yet.  If
+ * the client's versions and ours do not meet, the alert that names the
+ * cause is protocol_version (RFC 8446 6.2), but mbedTLS 2.28 answers a
+ * TLS 1.3-only hello with handshake_failure: so refuse it here, before
+ * mbedTLS can, and send ours.  false: refuse.
+ */
+static bool
+preflight(struct tls_conn *t)
+{
+	const struct tls_hello_info *h = &t->hello;
+
+	t->hello_checked = true;
+	parse_hello(t);
+	if (!h->parsed)
+		return true;	/* mbedTLS will say what is wrong */
+	return h->max_version >= t->srv->min_version &&
+	    h->min_version <= t->srv->max_version;
+}
+
 static int
 on_send(void *ctx, const unsigned char *buf, size_t len)
 {
@@ -333,6 +383,10 @@ on_recv(void *ctx, unsigned char *buf, size_t len)
 	if (n == 0)
 		t->peer_eof = true;
 	tls_stream_feed(&t->in, buf, (size_t)n);
+	if (t->in.hello_done && !t->hello_checked && !preflight(t)) {
+		t->preflight = TLS_FAIL_PROTOCOL_VERSION;
+		return MBEDTLS_ERR_NET_RECV_FAILED;
+	}
 	return (int)n;
 }
 
@@ -393,15 +447,14 @@ classify(struct tls_conn *t, int e)
 	enum tls_fail_class c;
 	int alert = 40;		/* handshake_failure */
 
-	if (t->in.hello_done && !h->parsed)
-		tls_parse_client_hello(t->in.hello, t->in.hello_len,
-		    t->srv->suites, tls_compat_group_ids,
-		    sizeof(tls_compat_group_ids) /
-		    sizeof(tls_compat_group_ids[0]), h);
+	parse_hello(t);
 
 	/* An alert record from the client (mbedTLS may fail before
 	 * reading more than its header: it expects a ClientHello). */
-	if (is_err(e, MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE) ||
+	if (t->preflight != TLS_FAIL_NONE) {
+		c = t->preflight;
+		alert = 70;	/* protocol_version */
+	} else if (is_err(e, MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE) ||
 	    t->in.alert_started) {
 		c = TLS_FAIL_CLIENT_ALERT;
 	} else if (t->peer_reset || is_err(e, MBEDTLS_ERR_NET_CONN_RESET) ||
