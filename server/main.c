@@ -152,7 +152,8 @@ main(int argc, char **argv)
 			flags[nflags++] = eq + 1;
 			break;
 		case 'V':
-			printf("mxd %s\n", MXD_VERSION);
+			printf("mxd %s (mbedTLS %s)\n", MXD_VERSION,
+			    tls_library_version());
 			rc = 0;
 			goto out;
 		case 'h':
