@@ -352,7 +352,13 @@ smtp_session_next(struct smtp_session *s, struct smtp_event *ev)
 		if (s->mode == MODE_NEW || s->wait != WAIT_NONE)
 			return SMTP_EV_NONE;
 		if (s->in_off == s->in_len) {
-			if (s->in != NULL)
+			/*
+			 * Drained: an idle session keeps no buffer.  One that
+			 * is streaming (DATA, an over-long line) keeps it for
+			 * the next read rather than churning the allocator.
+			 */
+			if (s->in != NULL && s->mode != MODE_DATA &&
+			    !s->cmd_skip)
 				in_release(s);
 			return SMTP_EV_NONE;
 		}
