@@ -46,6 +46,9 @@ buf_add(struct buf *b, const void *p, size_t n)
 	b->p[b->len] = 0;
 }
 
+static void buf_printf(struct buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 static void
 buf_printf(struct buf *b, const char *fmt, ...)
 {
