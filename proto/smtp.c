@@ -39,9 +39,8 @@ smtp_reason_name(enum smtp_reason r)
 	case SMTP_REASON_ERRORS:		return "too_many_errors";
 	case SMTP_REASON_TIMEOUT:		return "timeout";
 	case SMTP_REASON_SHUTDOWN:		return "shutdown";
-	case SMTP_REASON_TOO_MANY_CONN:		return "too_many_connections";
 	case SMTP_REASON_TOO_MANY_CONN_IP:	return "too_many_connections_ip";
-	case SMTP_REASON_UNAVAILABLE:		return "unavailable";
+	case SMTP_REASON_OUT_OF_MEMORY:		return "out_of_memory";
 	}
 	return "unknown";
 }
@@ -337,7 +336,7 @@ smtp_session_next(struct smtp_session *s, struct smtp_event *ev)
 	for (;;) {
 		if (s->oom && s->mode != MODE_CLOSING) {
 			s->mode = MODE_CLOSING;
-			s->close_reason = SMTP_REASON_UNAVAILABLE;
+			s->close_reason = SMTP_REASON_OUT_OF_MEMORY;
 		}
 		if (s->mode == MODE_CLOSING) {
 			if (s->in != NULL)
@@ -432,19 +431,10 @@ smtp_session_hangup(struct smtp_session *s, enum smtp_hangup why)
 		smtp_reply(s, 421, "4.3.2", "%s Service shutting down", h);
 		smtp_close(s, SMTP_REASON_SHUTDOWN);
 		break;
-	case SMTP_HANGUP_TOO_MANY_CONN:
-		smtp_reply(s, 421, "4.7.0", "%s Too many connections", h);
-		smtp_close(s, SMTP_REASON_TOO_MANY_CONN);
-		break;
 	case SMTP_HANGUP_TOO_MANY_CONN_IP:
 		smtp_reply(s, 421, "4.7.0",
 		    "%s Too many connections from your address", h);
 		smtp_close(s, SMTP_REASON_TOO_MANY_CONN_IP);
-		break;
-	case SMTP_HANGUP_UNAVAILABLE:
-		smtp_reply(s, 421, "4.3.0",
-		    "%s Service not available, try again later", h);
-		smtp_close(s, SMTP_REASON_UNAVAILABLE);
 		break;
 	}
 }

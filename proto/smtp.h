@@ -87,9 +87,8 @@ enum smtp_reason {
 	SMTP_REASON_ERRORS,
 	SMTP_REASON_TIMEOUT,
 	SMTP_REASON_SHUTDOWN,
-	SMTP_REASON_TOO_MANY_CONN,
 	SMTP_REASON_TOO_MANY_CONN_IP,
-	SMTP_REASON_UNAVAILABLE,
+	SMTP_REASON_OUT_OF_MEMORY,
 };
 
 const char	*smtp_reason_name(enum smtp_reason r);
@@ -152,9 +151,7 @@ enum smtp_msg_result {
 enum smtp_hangup {
 	SMTP_HANGUP_TIMEOUT,		/* 421 4.4.2 */
 	SMTP_HANGUP_SHUTDOWN,		/* 421 4.3.2 */
-	SMTP_HANGUP_TOO_MANY_CONN,	/* 421 4.7.0, at connect */
 	SMTP_HANGUP_TOO_MANY_CONN_IP,	/* 421 4.7.0, at connect */
-	SMTP_HANGUP_UNAVAILABLE,	/* 421 4.3.0, at connect */
 };
 
 struct smtp_session;

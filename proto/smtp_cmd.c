@@ -370,8 +370,11 @@ cmd_vrfy(struct smtp_session *s, const char *a, size_t n,
 {
 	if (n < 2)
 		return syntax(s, "VRFY address");
-	/* RFC 5321 3.5.3: 252 when we will not verify but will accept. */
-	smtp_reply(s, 252, "2.5.2",
+	/*
+	 * RFC 5321 3.5.3: 252 when we will not verify but will accept.
+	 * RFC 3463 has no detail for it (X.5.2 would say "syntax error").
+	 */
+	smtp_reply(s, 252, "2.0.0",
 	    "Cannot VRFY user, but will accept message and attempt delivery");
 	return SMTP_EV_NONE;
 }
@@ -382,7 +385,7 @@ cmd_help(struct smtp_session *s, const char *a, size_t n,
 {
 	smtp_reply(s, 214, "2.0.0",
 	    "Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP%s",
-	    s->cfg->tls_available ? " STARTTLS" : "");
+	    s->cfg->tls_available && !s->tls_active ? " STARTTLS" : "");
 	return SMTP_EV_NONE;
 }
 

@@ -15,7 +15,8 @@
 
 /*
  * Command line, including CRLF.  RFC 5321 4.5.3.1.4: 512 octets.
- * Too long: "500 5.5.2 Line too long" (RFC 5321 4.2.3 lists 500 for it).
+ * Too long: "500 5.5.2 Error: line too long" (RFC 5321 4.2.3 lists 500
+ * for it).
  * Key: max_command_line.
  */
 #define SMTP_DEF_CMD_LINE		512
@@ -32,14 +33,16 @@
  * Text line in DATA, including CRLF.  RFC 5321 4.5.3.1.6: 1000 octets.
  * A longer line does not cost memory (DATA is streamed), so it is policy:
  * the message is read to its end, then refused with
- * "550 5.6.0 Message line too long".  0 turns the check off.
+ * "550 5.6.0 Error: message line longer than N octets".  0 turns the
+ * check off.
  * Key: max_text_line.
  */
 #define SMTP_DEF_TEXT_LINE		1000
 
 /*
  * Recipients per transaction.  RFC 5321 4.5.3.1.8: a server must accept at
- * least 100.  Beyond: "452 4.5.3 Too many recipients" (RFC 5321 4.5.3.1.10:
+ * least 100.  Beyond: "452 4.5.3 Error: too many recipients" (RFC 5321
+ * 4.5.3.1.10:
  * the client is to send the rest in a later transaction).
  * Key: max_recipients.
  */
@@ -47,7 +50,7 @@
 
 /*
  * Message size in octets, as received after dot-unstuffing (RFC 1870
- * section 3 counts CRLF as two octets).  Advertised as "SIZE n".  Declared
+ * section 4: CRLF counts as two octets, the quoting dots do not).  Advertised as "SIZE n".  Declared
  * too large in MAIL, or found too large at the end of DATA:
  * "552 5.3.4 Message size exceeds fixed maximum message size".
  * Key: max_message_size.

@@ -11,7 +11,7 @@ S: 250 2.0.0 Ok
 C: NoOp anything at all
 S: 250 2.0.0 Ok
 C: VRFY bob
-S: 252 2.5.2 Cannot VRFY user, but will accept message and attempt delivery
+S: 252 2.0.0 Cannot VRFY user, but will accept message and attempt delivery
 C: VRFY
 S: 501 5.5.4 Syntax: VRFY address
 C: HELP
