@@ -77,7 +77,8 @@ static const struct key keys[] = {
 	{ "shutdown_grace", K_DURATION, OFF(shutdown_grace), 0, 3600,
 	    "time for DATA to finish on SIGTERM (default 30s)" },
 	{ "bare_newline", K_BARE_NEWLINE, OFF(smtp.bare_newline), 0, 0,
-	    "reject | normalize a bare CR or LF (default reject)" },
+	    "reject | normalize a bare CR/LF in DATA, a bare LF ending a "
+	    "command (default reject)" },
 	{ "delivery_threads", K_UINT, OFF(delivery_threads), 1, 256,
 	    "threads for file writes and fsync (default 4)" },
 	{ "log_level", K_LOG_LEVEL, OFF(log_level), 0, 0,
@@ -117,6 +118,17 @@ config_print_keys(FILE *f)
 
 	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 		fprintf(f, "  %-24s %s\n", keys[i].name, keys[i].help);
+}
+
+bool
+config_wants_tls(const struct config *c)
+{
+	size_t i;
+
+	for (i = 0; i < c->nlisten; i++)
+		if (c->listen[i].tls >= 0 ? c->listen[i].tls : c->tls)
+			return true;
+	return false;
 }
 
 void
@@ -538,10 +550,17 @@ config_set(struct config *c, enum config_src src, const char *name,
 	}
 	return 0;
 
-bad_enum:
-	snprintf(err, errlen, "%s: '%s' is not one of: %s", name, v,
-	    k->help);
+bad_enum: {
+	const char *const *names = k->type == K_BARE_NEWLINE ? bare :
+	    k->type == K_LOG_LEVEL ? levels : k->type == K_LOG_FORMAT ?
+	    formats : versions;
+	size_t o;
+
+	o = (size_t)snprintf(err, errlen, "%s: '%s' is not one of", name, v);
+	for (; *names != NULL && o < errlen; names++)
+		o += (size_t)snprintf(err + o, errlen - o, " %s", *names);
 	return -1;
+}
 oom:
 	snprintf(err, errlen, "%s: out of memory", name);
 	return -1;
@@ -554,6 +573,7 @@ struct file_ctx {
 	FILE		*f;
 	const char	*path;
 	int		 line;
+	int		 err_line;
 	bool		 failed;
 	char		*err;
 	size_t		 errlen;
@@ -576,6 +596,7 @@ read_line(char *str, int num, void *stream)
 		snprintf(x->err, x->errlen, "%s:%d: line longer than %d octets",
 		    x->path, x->line, num - 2);
 		x->failed = true;
+		x->err_line = x->line;
 		return NULL;
 	}
 	/*
@@ -588,6 +609,7 @@ read_line(char *str, int num, void *stream)
 		snprintf(x->err, x->errlen, "%s:%d: unknown section %.*s",
 		    x->path, x->line, (int)strcspn(p, "\r\n"), p);
 		x->failed = true;
+		x->err_line = x->line;
 		return NULL;
 	}
 	return str;
@@ -612,6 +634,7 @@ on_key(void *user, const char *section, const char *name, const char *value)
 		snprintf(x->err, x->errlen, "%s:%d: %s", x->path, x->line,
 		    why);
 		x->failed = true;
+		x->err_line = x->line;
 		return 0;
 	}
 	return 1;
@@ -621,7 +644,7 @@ int
 config_load_file(struct config *c, const char *path, char *err,
     size_t errlen)
 {
-	struct file_ctx x = { c, NULL, path, 0, false, err, errlen };
+	struct file_ctx x = { c, NULL, path, 0, 0, false, err, errlen };
 	int r;
 
 	x.f = fopen(path, "r");
@@ -631,7 +654,8 @@ config_load_file(struct config *c, const char *path, char *err,
 	}
 	r = ini_parse_stream(read_line, &x, on_key, &x);
 	fclose(x.f);
-	if (x.failed)
+	/* inih goes on after a syntax error: report whichever came first. */
+	if (x.failed && (r <= 0 || x.err_line == 0 || x.err_line <= r))
 		return -1;
 	if (r != 0) {
 		snprintf(err, errlen, "%s:%d: syntax error (expected "

@@ -88,6 +88,9 @@ int	config_finish(struct config *c, char *err, size_t errlen);
 /* Parse "ADDR:PORT" (IPv4, or [IPv6]); no DNS.  0 or -1. */
 int	config_parse_listen(const char *s, struct listen_conf *out);
 
+/* Does any listener offer STARTTLS (globally or by its own option)? */
+bool	config_wants_tls(const struct config *c);
+
 /* The key names, for --help. */
 void	config_print_keys(FILE *f);
 

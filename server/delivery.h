@@ -45,7 +45,7 @@ struct delivery_trace {
 struct delivery	*delivery_create(const struct config *cfg,
 		    struct worker_pool *pool, char *err, size_t errlen);
 void		 delivery_destroy(struct delivery *d);
-/* "maildir ./mail", for the start-up line. */
+/* "maildir:./mail", for the start-up line. */
 const char	*delivery_describe(const struct delivery *d);
 
 /* The id is the message's "queued as" id; copied. */

@@ -29,7 +29,8 @@
 #include "delivery_int.h"
 
 struct maildir {
-	const char	*path;		/* the configured path or template */
+	const char	*path;		/* the template, or the plain path */
+	char		*plain;		/* a path without %d/%l, %% undone */
 	bool		 is_template;
 };
 
@@ -149,6 +150,24 @@ maildir_setup(struct delivery *d, char *err, size_t errlen)
 		if (*p == 'd' || *p == 'l')
 			m->is_template = true;
 	}
+	if (!m->is_template) {
+		/* A plain path: "%%" is a '%' here too. */
+		char *q;
+
+		m->plain = strdup(m->path);
+		if (m->plain == NULL) {
+			snprintf(err, errlen, "out of memory");
+			free(m);
+			return -1;
+		}
+		for (p = m->path, q = m->plain; *p; p++) {
+			*q++ = *p;
+			if (*p == '%' && p[1] == '%')
+				p++;
+		}
+		*q = 0;
+		m->path = m->plain;
+	}
 	if (!m->is_template && (e = make_maildir(m->path)) != 0) {
 		snprintf(err, errlen, "maildir: cannot create %s: %s",
 		    m->path, strerror(e));
@@ -163,7 +182,11 @@ maildir_setup(struct delivery *d, char *err, size_t errlen)
 static void
 maildir_destroy(struct delivery *d)
 {
-	free(d->be_data);
+	struct maildir *m = d->be_data;
+
+	if (m != NULL)
+		free(m->plain);
+	free(m);
 }
 
 /* The targets, deduplicated, and a unique name; create tmp/NAME. */

@@ -53,8 +53,9 @@ usage(FILE *f)
 "  -V, --version          print the version and exit\n"
 "  -h, --help             print this help and exit\n"
 "\n"
-"Flags override the file.  A listed flag given several times (--listen,\n"
-"--domain) replaces the file's values.  Configuration keys (mxd.conf(5)):\n");
+"Flags and -o override the file.  For the repeatable keys (listen, domain,\n"
+"tls_cert, tls_key) the command line's values replace the file's list.\n"
+"Configuration keys (mxd.conf(5)):\n");
 	config_print_keys(f);
 }
 
@@ -145,6 +146,7 @@ main(int argc, char **argv)
 			if (eq == NULL) {
 				fprintf(stderr, "mxd: -o %s: expected "
 				    "KEY=VALUE\n", optarg);
+				rc = 2;
 				goto out;
 			}
 			*eq = 0;
@@ -210,7 +212,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "mxd: cannot start worker threads\n");
 		goto out;
 	}
-	if (cfg.tls) {
+	if (config_wants_tls(&cfg)) {
 		if (tls_global_init() != 0) {
 			fprintf(stderr, "mxd: cannot initialise the TLS "
 			    "library\n");

@@ -532,3 +532,47 @@ def test_ipv4_and_ipv6_listeners_together(start_mxd):
         s.sendall(b"QUIT\r\n")
         assert s.recv(100) == b"221 2.0.0 Bye\r\n"
         s.close()
+
+
+# ---- fixes from reading the manual against the code -----------------------
+
+def test_first_error_in_the_file_is_the_one_reported(tmp_path):
+    """inih goes on after a syntax error; the report is the first one."""
+    conf = tmp_path / "first.conf"
+    conf.write_text("no equals sign here\nmax_recipients = lots\n")
+    r = run_mxd(tmp_path, "--check", "-c", str(conf))
+    assert r.returncode != 0
+    assert "%s:1: syntax error" % conf in r.stderr, r.stderr
+    conf.write_text("max_recipients = lots\nno equals sign here\n")
+    r = run_mxd(tmp_path, "--check", "-c", str(conf))
+    assert r.returncode != 0
+    assert "%s:1: max_recipients" % conf in r.stderr, r.stderr
+
+
+def test_o_without_equals_is_a_usage_error(tmp_path):
+    r = run_mxd(tmp_path, "-o", "max_recipients")
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert "KEY=VALUE" in r.stderr
+
+
+def test_bad_enum_value_lists_the_allowed_values(tmp_path):
+    r = run_mxd(tmp_path, "--check", "-o", "log_level=loud")
+    assert r.returncode != 0
+    assert r.stderr.strip() == \
+        "mxd: log_level: 'loud' is not one of error warn info debug", \
+        r.stderr
+
+
+def test_double_percent_in_a_plain_maildir_path(start_mxd, tmp_path):
+    """'%%' is a '%' in every maildir value, template or not."""
+    base = tmp_path / "pct"
+    m = start_mxd("-m", str(base) + "/100%%")
+    c = greet(m)
+    ehlo(c)
+    assert c.cmd("MAIL FROM:<a@client.example>")[0] == 250
+    assert c.cmd("RCPT TO:<b@example.test>")[0] == 250
+    assert c.cmd("DATA")[0] == 354
+    assert c.cmd("x\r\n.")[0] == 250
+    c.cmd("QUIT")
+    assert len(list((base / "100%" / "new").iterdir())) == 1
+    assert not (base / "100%%").exists()

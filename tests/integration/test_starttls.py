@@ -18,7 +18,8 @@ import time
 import pytest
 
 from conftest import RawClient
-from tlsutil import (TLS_TOP, ALERTS, CT_ALERT, CT_HANDSHAKE, ECDHE_ECDSA_GCM,
+from conftest import BINARY
+from tlsutil import (TLS_TOP, TlsMxd, ALERTS, CT_ALERT, CT_HANDSHAKE, ECDHE_ECDSA_GCM,
                      ECDHE_RSA_GCM, HOST, alert_record, client_hello,
                      deliver_plain, ehlo_lines, handshake_types, logfields,
                      make_cert, parse_records, quiet, read_to_end, send_txn,
@@ -561,3 +562,53 @@ def test_fallback_window_not_applied_under_require_tls(start_tls_mxd):
     c.close()
     assert "tls_fallback" not in m.log()
     assert m.messages() == []
+
+
+def test_listener_can_offer_tls_when_the_global_key_is_off(start_tls_mxd):
+    """tls = no globally, tls=yes require_tls=yes on one listener: that
+    listener must offer STARTTLS and refuse plaintext MAIL (it used to
+    drop both silently, taking mail in plaintext)."""
+    m = start_tls_mxd("-o", "tls=no",
+                      "--listen", "127.0.0.1:0",
+                      "--listen", "127.0.0.1:0 tls=yes require_tls=yes")
+    plain = m.client_on(0)
+    plain.expect(220)
+    assert "STARTTLS" not in ehlo_lines(plain)
+    plain.close()
+    req = m.client_on(1)
+    req.expect(220)
+    assert "STARTTLS" in ehlo_lines(req)
+    assert req.cmd("MAIL FROM:<a@client.test>")[1] == [MUST_STARTTLS]
+    assert req.cmd("STARTTLS")[0] == 220
+    t = wrap(req, tls_context(m.cert))
+    ehlo_lines(t)
+    send_txn(t, "tls-on-one-listener")
+    t.close()
+    assert b"with ESMTPS" in stored(m, "tls-on-one-listener")
+
+
+def test_tls_min_version_above_the_library_stops_start_up(tmp_path):
+    """TLSv1.3 as the floor needs a TLS 1.3 library: on 2.28 mxd refuses
+    to start (every handshake would fail); on 3.x it serves TLS 1.3."""
+    r = subprocess.run([BINARY, "--listen", "127.0.0.1:0", "-m",
+                        str(tmp_path / "mail"), "-o",
+                        "tls_min_version=TLSv1.3"],
+                       cwd=tmp_path, capture_output=True, text=True,
+                       timeout=5) if TLS_TOP == "TLSv1.2" else None
+    if TLS_TOP == "TLSv1.2":
+        assert r.returncode != 0
+        assert "tls_min_version" in r.stderr and "TLSv1.2" in r.stderr, \
+            r.stderr
+    else:
+        m = TlsMxd(tmp_path / "m13", ["-H", HOST, "-o",
+                                      "tls_min_version=TLSv1.3"])
+        try:
+            c = m.client()
+            c.expect(220)
+            ehlo_lines(c)
+            assert c.cmd("STARTTLS")[0] == 220
+            t = wrap(c, tls_context(m.cert))
+            assert t.sock.version() == "TLSv1.3"
+            t.close()
+        finally:
+            m.stop()
