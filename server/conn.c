@@ -250,6 +250,24 @@ conn_close(struct conn *c, const char *reason)
 
 /* ---- output and watchers ---------------------------------------------- */
 
+/*
+ * log_level = debug: the session transcript, replies and command bytes.
+ * Never message bodies (STYLE.md 10): reads made in DATA are not shown.
+ */
+static void
+debug_bytes(struct conn *c, const char *what, const char *p, size_t n)
+{
+	struct logline l;
+
+	if (!log_enabled(LOG_DEBUG))
+		return;
+	log_begin(&l, LOG_DEBUG, c->sid, what);
+	log_uint(&l, "bytes", n);
+	log_strn(&l, "data", p, n > 512 ? 512 : n);
+	log_end(&l);
+}
+
+
 /* Write what proto queued; false when the connection was closed. */
 static bool
 flush_output(struct conn *c)
@@ -261,6 +279,7 @@ flush_output(struct conn *c)
 	while ((p = smtp_session_output(c->smtp, &len)) != NULL) {
 		n = c->tr->write(c, p, len);
 		if (n > 0) {
+			debug_bytes(c, "send", p, (size_t)n);
 			smtp_session_output_done(c->smtp, (size_t)n);
 			continue;
 		}
@@ -844,6 +863,8 @@ on_read(struct ev_loop *loop, ev_io *w, int revents)
 	n = c->tr->read(c, p, len);
 	c->read_blocked = n <= 0;
 	if (n > 0) {
+		if (!smtp_session_in_data(c->smtp))
+			debug_bytes(c, "recv", p, (size_t)n);
 		smtp_session_input_commit(c->smtp, (size_t)n);
 		c->bytes_in += (uint64_t)n;
 		if (!c->closing)
@@ -1032,10 +1053,6 @@ conn_accept(struct listener *lst, int fd, const struct sockaddr *sa,
 		log_str(&l, "refused", "too_many_connections_ip");
 		log_end(&l);
 		smtp_session_hangup(c->smtp, SMTP_HANGUP_TOO_MANY_CONN_IP);
-	} else if (srv->shutting_down) {
-		log_str(&l, "refused", "shutdown");
-		log_end(&l);
-		smtp_session_hangup(c->smtp, SMTP_HANGUP_SHUTDOWN);
 	} else {
 		if (fallback)
 			log_str(&l, "tls_fallback", "starttls_not_offered");

@@ -29,28 +29,39 @@ log_enabled(enum log_level level)
 	return level <= cur_level;
 }
 
+/* Room kept for the truncation mark and the line's end. */
+#define LOG_RESERVE	24
+
+/* A growing piece of a line: a field is built here, then kept whole. */
+struct piece {
+	char	*p;
+	size_t	 len, cap;
+	bool	 full;
+};
+
 static void
-put(struct logline *l, const char *p, size_t n)
+put(struct piece *b, const char *p, size_t n)
 {
-	/* Keep room for the closing "}\n". */
-	if (l->len + n > sizeof(l->buf) - 3)
-		n = sizeof(l->buf) - 3 - l->len;
-	memcpy(l->buf + l->len, p, n);
-	l->len += n;
+	if (b->full || b->len + n > b->cap) {
+		b->full = true;
+		return;
+	}
+	memcpy(b->p + b->len, p, n);
+	b->len += n;
 }
 
 static void
-putc_(struct logline *l, char c)
+putc_(struct piece *b, char c)
 {
-	put(l, &c, 1);
+	put(b, &c, 1);
 }
 
 /* Escaped value: logfmt quotes it when needed, JSON always does. */
 static void
-put_value(struct logline *l, const char *v, size_t n)
+put_value(struct piece *b, bool json, const char *v, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";
-	bool quote = l->json || n == 0;
+	bool quote = json || n == 0;
 	size_t i;
 
 	for (i = 0; i < n && !quote; i++) {
@@ -60,41 +71,59 @@ put_value(struct logline *l, const char *v, size_t n)
 			quote = true;
 	}
 	if (quote)
-		putc_(l, '"');
+		putc_(b, '"');
 	for (i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)v[i];
 
 		if (c == '"' || c == '\\') {
-			putc_(l, '\\');
-			putc_(l, (char)c);
+			putc_(b, '\\');
+			putc_(b, (char)c);
 		} else if (c < ' ' || c >= 127) {
 			/* JSON has no \x: use \u00HH there. */
-			if (l->json)
-				put(l, "\\u00", 4);
-			else
-				put(l, "\\x", 2);
-			putc_(l, hex[c >> 4]);
-			putc_(l, hex[c & 15]);
+			put(b, json ? "\\u00" : "\\x", json ? 4 : 2);
+			putc_(b, hex[c >> 4]);
+			putc_(b, hex[c & 15]);
 		} else {
-			putc_(l, (char)c);
+			putc_(b, (char)c);
 		}
 	}
 	if (quote)
-		putc_(l, '"');
+		putc_(b, '"');
 }
 
 static void
-put_key(struct logline *l, const char *key)
+put_key(struct piece *b, bool json, const char *key)
 {
-	if (l->json) {
-		put(l, ",\"", 2);
-		put(l, key, strlen(key));
-		put(l, "\":", 2);
+	if (json) {
+		put(b, ",\"", 2);
+		put(b, key, strlen(key));
+		put(b, "\":", 2);
 	} else {
-		putc_(l, ' ');
-		put(l, key, strlen(key));
-		putc_(l, '=');
+		putc_(b, ' ');
+		put(b, key, strlen(key));
+		putc_(b, '=');
 	}
+}
+
+/* Append a finished field, or mark the line truncated if it does not fit. */
+static void
+add_field(struct logline *l, const struct piece *f)
+{
+	if (f->full || l->len + f->len > sizeof(l->buf) - LOG_RESERVE) {
+		l->truncated = true;
+		return;
+	}
+	memcpy(l->buf + l->len, f->p, f->len);
+	l->len += f->len;
+}
+
+static struct piece
+line_piece(struct logline *l)
+{
+	struct piece b = { l->buf, l->len, sizeof(l->buf) - LOG_RESERVE,
+	    false };
+
+	return b;
 }
 
 void
@@ -103,11 +132,13 @@ log_begin(struct logline *l, enum log_level level, const char *sid,
 {
 	struct timeval tv;
 	struct tm tm;
+	struct piece b;
 	char ts[40];
 	size_t n;
 
 	l->len = 0;
 	l->level = level;
+	l->truncated = false;
 	l->skip = !log_enabled(level);
 	l->json = cur_format == LOG_JSON;
 	if (l->skip)
@@ -118,36 +149,42 @@ log_begin(struct logline *l, enum log_level level, const char *sid,
 	snprintf(ts + n, sizeof(ts) - n, ".%03dZ", (int)(tv.tv_usec / 1000));
 	if (sid == NULL)
 		sid = "-";
+	b = line_piece(l);
 	if (l->json) {
-		put(l, "{\"ts\":\"", 7);
-		put(l, ts, strlen(ts));
-		put(l, "\",\"level\":\"", 11);
-		put(l, level_name[level], strlen(level_name[level]));
-		put(l, "\",\"session\":\"", 13);
-		put(l, sid, strlen(sid));
-		put(l, "\",\"event\":\"", 11);
-		put(l, event, strlen(event));
-		putc_(l, '"');
+		put(&b, "{\"ts\":\"", 7);
+		put(&b, ts, strlen(ts));
+		put(&b, "\",\"level\":\"", 11);
+		put(&b, level_name[level], strlen(level_name[level]));
+		put(&b, "\",\"session\":\"", 13);
+		put(&b, sid, strlen(sid));
+		put(&b, "\",\"event\":\"", 11);
+		put(&b, event, strlen(event));
+		putc_(&b, '"');
 	} else {
-		put(l, ts, strlen(ts));
-		putc_(l, ' ');
-		put(l, sid, strlen(sid));
-		putc_(l, ' ');
-		put(l, event, strlen(event));
+		put(&b, ts, strlen(ts));
+		putc_(&b, ' ');
+		put(&b, sid, strlen(sid));
+		putc_(&b, ' ');
+		put(&b, event, strlen(event));
 		if (level != LOG_INFO) {
-			put(l, " level=", 7);
-			put(l, level_name[level], strlen(level_name[level]));
+			put(&b, " level=", 7);
+			put(&b, level_name[level], strlen(level_name[level]));
 		}
 	}
+	l->len = b.len;
 }
 
 void
 log_strn(struct logline *l, const char *key, const char *val, size_t len)
 {
+	char tmp[LOG_LINE_MAX];
+	struct piece f = { tmp, 0, sizeof(tmp), false };
+
 	if (l->skip)
 		return;
-	put_key(l, key);
-	put_value(l, val, len);
+	put_key(&f, l->json, key);
+	put_value(&f, l->json, val, len);
+	add_field(l, &f);
 }
 
 void
@@ -156,15 +193,26 @@ log_str(struct logline *l, const char *key, const char *val)
 	log_strn(l, key, val ? val : "", val ? strlen(val) : 0);
 }
 
+static void
+log_number(struct logline *l, const char *key, const char *digits)
+{
+	char tmp[128];
+	struct piece f = { tmp, 0, sizeof(tmp), false };
+
+	if (l->skip)
+		return;
+	put_key(&f, l->json, key);
+	put(&f, digits, strlen(digits));
+	add_field(l, &f);
+}
+
 void
 log_int(struct logline *l, const char *key, long long val)
 {
 	char tmp[32];
 
-	if (l->skip)
-		return;
-	put_key(l, key);
-	put(l, tmp, (size_t)snprintf(tmp, sizeof(tmp), "%lld", val));
+	snprintf(tmp, sizeof(tmp), "%lld", val);
+	log_number(l, key, tmp);
 }
 
 void
@@ -172,21 +220,28 @@ log_uint(struct logline *l, const char *key, unsigned long long val)
 {
 	char tmp[32];
 
-	if (l->skip)
-		return;
-	put_key(l, key);
-	put(l, tmp, (size_t)snprintf(tmp, sizeof(tmp), "%llu", val));
+	snprintf(tmp, sizeof(tmp), "%llu", val);
+	log_number(l, key, tmp);
 }
 
 void
 log_end(struct logline *l)
 {
+	static const char jmark[] = ",\"truncated\":true";
+	static const char lmark[] = " truncated=1";
 	ssize_t r;
 
 	if (l->skip)
 		return;
+	/* LOG_RESERVE keeps room for the mark and the end. */
+	if (l->truncated) {
+		const char *m = l->json ? jmark : lmark;
+
+		memcpy(l->buf + l->len, m, strlen(m));
+		l->len += strlen(m);
+	}
 	if (l->json)
-		putc_(l, '}');
+		l->buf[l->len++] = '}';
 	l->buf[l->len++] = '\n';
 	/* One write per line; a short write to stderr is not retried. */
 	r = write(STDERR_FILENO, l->buf, l->len);

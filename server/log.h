@@ -4,13 +4,14 @@
  * A line is built with log_begin(), then fields, then log_end():
  *
  *	2026-11-29T00:28:56.123Z a3f9c01b22e4 connect client=192.0.2.1:40022
- *	{"ts":"2026-11-29T00:28:56.123Z","session":"a3f9c01b22e4",
- *	 "event":"connect","client":"192.0.2.1:40022"}
+ *	{"ts":"2026-11-29T00:28:56.123Z","level":"info",
+ *	 "session":"a3f9c01b22e4","event":"connect","client":"192.0.2.1:40022"}
  *
  * Values from the client are escaped here (non-printable octets as \xHH,
  * quotes and backslashes escaped, the value quoted when it holds a space
- * or '='), so a client cannot forge a field or a line.  A line is cut at
- * LOG_LINE_MAX octets, never split.
+ * or '='), so a client cannot forge a field or a line.  A field that does
+ * not fit in LOG_LINE_MAX is left out whole and the line says
+ * truncated=1 (or "truncated":true), so every line stays well-formed.
  */
 #ifndef MXD_LOG_H
 #define MXD_LOG_H
@@ -38,6 +39,7 @@ struct logline {
 	bool		json;
 	enum log_level	level;
 	bool		skip;
+	bool		truncated;
 };
 
 void	log_setup(enum log_level level, enum log_format format);
