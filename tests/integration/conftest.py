@@ -208,16 +208,25 @@ def start_mxd(tmp_path):
         return m
 
     yield start
+    stop_all(started)
+
+
+def stop_all(started):
+    """Stop what a test started.  A clean stop is part of every test:
+    exit 0 after SIGTERM and, in the sanitizer build, no leak or
+    undefined-behaviour report in the log."""
     problems = []
     for m in started:
         if m.proc.poll() is None:
-            # A clean stop is part of every test: exit 0 after SIGTERM,
-            # and (in the sanitizer build) no leak or UB report.
             rc = m.stop()
             if rc != 0:
                 problems.append("mxd exited %s after SIGTERM" % rc)
-        log = m.log() if not m._log.closed else \
-            m.logpath.read_text(errors="replace")
+        else:
+            if not m._log.closed:
+                m._log.close()
+            if not m.proc.stdout.closed:
+                m.proc.stdout.close()
+        log = m.logpath.read_text(errors="replace")
         for mark in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
                      "runtime error:"):
             if mark in log:

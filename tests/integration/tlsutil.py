@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import BINARY, Mxd, RawClient
+from conftest import BINARY, Mxd, RawClient, stop_all
 
 HOST = "mx.test"
 
@@ -115,12 +115,7 @@ def start_tls_mxd(tmp_path):
         return m
 
     yield start
-    for m in started:
-        if m.proc.poll() is None:
-            m.stop()
-        else:
-            m._log.close()
-            m.proc.stdout.close()
+    stop_all(started)
 
 
 # ---- certificates ----------------------------------------------------------
