@@ -5,7 +5,7 @@
  * Owns the input accumulator and the output queue of one session, both
  * allocated only while they hold bytes, so an idle session costs only its
  * struct.  smtp_reply() writes every reply; it is where the bad-command
- * counter and the "421 Too many errors" hang-up live.
+ * counter and the "421 4.7.0 ... too many errors" hang-up live.
  */
 #include <stdarg.h>
 #include <stdio.h>

@@ -126,7 +126,7 @@ struct smtp_event {
 	uint64_t	 msg_size;
 	/* REJECT, DATA_ABORT, CLOSE: the reply sent and why */
 	int		 code;
-	const char	*text;		/* "5.5.1 Command unrecognized" */
+	const char	*text;		/* "5.5.1 Error: command unrecognized" */
 	size_t		 text_len;
 	enum smtp_reason reason;
 	const char	*arg;		/* REJECT: the command line, raw */

@@ -60,7 +60,7 @@
 /*
  * Bad commands per session (unknown, out of sequence, bad syntax, over-long,
  * refused recipients).  At the limit the session gets
- * "421 4.7.0 Too many errors" and is closed.  As nginx's max_errors and
+ * "421 4.7.0 HOST Error: too many errors" and is closed.  As nginx's max_errors and
  * Postfix's smtpd_hard_error_limit.  Key: max_errors.
  */
 #define SMTP_DEF_ERRORS_MAX		10
@@ -68,7 +68,8 @@
 /*
  * Timeouts, enforced by the server (proto has no clock).
  * Idle: waiting for a command or for DATA bytes.  RFC 5321 4.5.3.2.7 asks
- * a server to wait at least 5 minutes.  Then "421 4.4.2 ... timeout".
+ * a server to wait at least 5 minutes.  Then
+ * "421 4.4.2 HOST Error: timeout exceeded".
  * Key: idle_timeout (seconds).
  */
 #define SMTP_DEF_IDLE_TIMEOUT		300

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "tls.h"
 
 enum ktype {
 	K_HOSTNAME,
@@ -621,14 +622,9 @@ on_key(void *user, const char *section, const char *name, const char *value)
 	struct file_ctx *x = user;
 	char why[512];
 
+	/* read_line() refuses every [section] before inih sees it. */
 	if (x->failed)
 		return 0;
-	if (section[0] != 0) {
-		snprintf(x->err, x->errlen, "%s:%d: unknown section [%s]",
-		    x->path, x->line, section);
-		x->failed = true;
-		return 0;
-	}
 	if (config_set(x->c, CONFIG_SRC_FILE, name, value, why,
 	    sizeof(why)) != 0) {
 		snprintf(x->err, x->errlen, "%s:%d: %s", x->path, x->line,
@@ -710,6 +706,12 @@ config_finish(struct config *c, char *err, size_t errlen)
 	if (c->tls_ask_client_cert == false && c->tls_client_ca != NULL) {
 		snprintf(err, errlen, "tls_client_ca is set but "
 		    "tls_ask_client_cert is no");
+		return -1;
+	}
+	if (config_wants_tls(c) && c->tls_min_version > tls_max_version()) {
+		snprintf(err, errlen, "tls_min_version: this build's TLS "
+		    "library (mbedTLS %s) goes up to TLSv1.%d only",
+		    tls_library_version(), (tls_max_version() & 0xff) - 1);
 		return -1;
 	}
 	for (size_t i = 0; i < c->nlisten; i++) {

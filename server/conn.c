@@ -15,9 +15,9 @@
  *
  * One exit: conn_close() stops the watchers, closes the transport and
  * the fd, drops any transaction, logs the disconnect line and frees.  A
- * callback that may have closed the connection returns at once after;
- * pump() is the only function that calls conn_close() on the way out of
- * an event, and says so by returning false.
+ * callback returns at once after anything that may have closed the
+ * connection; the helpers that can (pump, flush_output, tls_begin,
+ * hs_step, tls_up) say so by returning false.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -728,7 +728,6 @@ static void
 linger_start(struct conn *c)
 {
 	log_tls_failure(c);
-	fallback_note(c->srv, c->ipkey);
 	shutdown(c->fd, SHUT_WR);
 	c->phase = PH_LINGER;
 	watch(c, true, false);
@@ -765,6 +764,8 @@ alert_step(struct conn *c)
 static void
 tls_failed(struct conn *c)
 {
+	/* tls_fallback_window: the next connection goes without STARTTLS. */
+	fallback_note(c->srv, c->ipkey);
 	c->phase = PH_ALERT;
 	set_timer(c, TLS_LINGER);	/* bound on writing the alert */
 	alert_step(c);

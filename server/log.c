@@ -252,7 +252,7 @@ void
 log_msg(enum log_level level, const char *event, const char *fmt, ...)
 {
 	struct logline l;
-	char msg[1024];
+	char msg[LOG_LINE_MAX];
 	va_list ap;
 
 	va_start(ap, fmt);

@@ -254,7 +254,7 @@ main(int argc, char **argv)
 	fflush(stdout);
 	{
 		struct logline l;
-		char listen[512] = "";
+		char listen[LOG_LINE_MAX] = "";
 		size_t o = 0;
 
 		for (i = 0; i < srv.nlisteners && o < sizeof(listen); i++)
@@ -272,7 +272,7 @@ main(int argc, char **argv)
 			log_str(&l, "note", "no domain configured: accepting "
 			    "mail for every recipient domain");
 		} else {
-			char doms[1024] = "";
+			char doms[LOG_LINE_MAX] = "";
 
 			o = 0;
 			for (i = 0; i < cfg.ndomains && o < sizeof(doms); i++)

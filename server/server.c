@@ -167,13 +167,6 @@ server_tls_load(const struct config *cfg, bool print, char *err,
 		pairs[0].key = key;
 		n = 1;
 	}
-	if (cfg->tls_min_version > tls_max_version()) {
-		snprintf(err, errlen, "tls_min_version: this build's TLS "
-		    "library (mbedTLS %s) goes up to TLSv1.%d only",
-		    tls_library_version(), (tls_max_version() & 0xff) - 1);
-		free(pairs);
-		return NULL;
-	}
 	memset(&tc, 0, sizeof(tc));
 	tc.pairs = pairs;
 	tc.npairs = n;
@@ -192,12 +185,16 @@ server_tls_load(const struct config *cfg, bool print, char *err,
 		for (i = 0; i < tls_server_npairs(ts); i++)
 			log_msg(LOG_INFO, "tls_certificate", "%s: %s",
 			    pairs[i].cert, tls_server_pair_desc(ts, i));
-		if (cfg->tls_min_version < tls_min_supported_version())
+		int floor = cfg->tls_min_version;
+
+		if (floor < tls_min_supported_version()) {
+			floor = tls_min_supported_version();
 			log_msg(LOG_WARN, "tls_min_version", "this build's TLS "
 			    "library (mbedTLS %s) has nothing below TLSv1.%d: "
 			    "using that", tls_library_version(),
-			    (tls_min_supported_version() & 0xff) - 1);
-		else if (cfg->tls_min_version < 0x0303)
+			    (floor & 0xff) - 1);
+		}
+		if (floor < 0x0303)
 			log_msg(LOG_WARN, "tls_legacy", "TLS versions below "
 			    "1.2 are enabled (tls_min_version): only for "
 			    "senders that cannot do better");

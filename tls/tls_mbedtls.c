@@ -521,7 +521,8 @@ static void
 fail(struct tls_conn *t, int e)
 {
 	t->state = ST_FAILED;
-	t->lib_error = e;
+	/* A refusal of ours is no library error: log no lib= for it. */
+	t->lib_error = t->preflight != TLS_FAIL_NONE ? 0 : e;
 	classify(t, e);
 }
 

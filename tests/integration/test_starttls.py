@@ -589,26 +589,32 @@ def test_listener_can_offer_tls_when_the_global_key_is_off(start_tls_mxd):
 
 def test_tls_min_version_above_the_library_stops_start_up(tmp_path):
     """TLSv1.3 as the floor needs a TLS 1.3 library: on 2.28 mxd refuses
-    to start (every handshake would fail); on 3.x it serves TLS 1.3."""
-    r = subprocess.run([BINARY, "--listen", "127.0.0.1:0", "-m",
-                        str(tmp_path / "mail"), "-o",
-                        "tls_min_version=TLSv1.3"],
-                       cwd=tmp_path, capture_output=True, text=True,
-                       timeout=5) if TLS_TOP == "TLSv1.2" else None
+    to start (every handshake would fail), and --check says so without
+    starting; on 3.x it serves TLS 1.3."""
+    check = subprocess.run([BINARY, "--check", "-o",
+                            "tls_min_version=TLSv1.3"], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=5)
     if TLS_TOP == "TLSv1.2":
+        assert check.returncode != 0 and "tls_min_version" in check.stderr
+        r = subprocess.run([BINARY, "--listen", "127.0.0.1:0", "-m",
+                            str(tmp_path / "mail"), "-o",
+                            "tls_min_version=TLSv1.3"],
+                           cwd=tmp_path, capture_output=True, text=True,
+                           timeout=5)
         assert r.returncode != 0
         assert "tls_min_version" in r.stderr and "TLSv1.2" in r.stderr, \
             r.stderr
-    else:
-        m = TlsMxd(tmp_path / "m13", ["-H", HOST, "-o",
-                                      "tls_min_version=TLSv1.3"])
-        try:
-            c = m.client()
-            c.expect(220)
-            ehlo_lines(c)
-            assert c.cmd("STARTTLS")[0] == 220
-            t = wrap(c, tls_context(m.cert))
-            assert t.sock.version() == "TLSv1.3"
-            t.close()
-        finally:
-            m.stop()
+        return
+    assert check.returncode == 0, check.stderr
+    m = TlsMxd(tmp_path / "m13", ["-H", HOST, "-o",
+                                  "tls_min_version=TLSv1.3"])
+    try:
+        c = m.client()
+        c.expect(220)
+        ehlo_lines(c)
+        assert c.cmd("STARTTLS")[0] == 220
+        t = wrap(c, tls_context(m.cert))
+        assert t.sock.version() == "TLSv1.3"
+        t.close()
+    finally:
+        m.stop()
