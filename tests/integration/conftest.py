@@ -139,6 +139,22 @@ class Mxd:
         return self.proc.returncode
 
 
+def quiet(c, wait=0.5):
+    """True when the server sends nothing (and does not close) for wait
+    seconds on RawClient c; what does arrive is kept in c.buf."""
+    if c.buf:
+        return False
+    c.sock.settimeout(wait)
+    try:
+        data = c.sock.recv(65536)
+    except socket.timeout:
+        return True
+    finally:
+        c.sock.settimeout(10)
+    c.buf += data
+    return False
+
+
 class RawClient:
     """Line-level SMTP over a plain socket, for exact bytes on the wire."""
 

@@ -519,7 +519,7 @@ _libc = ctypes.CDLL(None, use_errno=True)
 class TmpfsMxd(Mxd):
     """mxd with its Maildir on a tmpfs of `size`, mounted in a private
     mount namespace that dies with the process.  The Maildir is seen
-    from outside as /proc/PID/root/<path>."""
+    from outside through the process root link in /proc."""
 
     def __init__(self, workdir, size, args=()):
         self.workdir = pathlib.Path(workdir)

@@ -11,6 +11,8 @@ import time
 
 import pytest
 
+from conftest import quiet
+
 HOST = "mx.test"
 GREETING = "220 %s ESMTP mxd" % HOST
 QUEUED = re.compile(r"^250 2\.0\.0 Ok: queued as (\S+)$")
@@ -76,19 +78,6 @@ def wait_no_tmp(mxd, timeout=5):
         time.sleep(0.02)
     return tmp_files(mxd)
 
-
-def quiet(c, wait=0.3):
-    if c.buf:
-        return False
-    c.sock.settimeout(wait)
-    try:
-        data = c.sock.recv(65536)
-    except socket.timeout:
-        return True
-    finally:
-        c.sock.settimeout(10)
-    c.buf += data
-    return False
 
 
 # ---- message size (RFC 1870) ----------------------------------------------

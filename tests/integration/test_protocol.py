@@ -17,6 +17,8 @@ import time
 
 import pytest
 
+from conftest import quiet
+
 HOST = "mx.test"
 
 GREETING = "220 %s ESMTP mxd" % HOST
@@ -53,20 +55,6 @@ def ehlo(c, name="client.example"):
     assert lines == EHLO_LINES
     return lines
 
-
-def quiet(c, wait=0.3):
-    """True when the server sends nothing (and does not close) for wait s."""
-    if c.buf:
-        return False
-    c.sock.settimeout(wait)
-    try:
-        data = c.sock.recv(65536)
-    except socket.timeout:
-        return True
-    finally:
-        c.sock.settimeout(10)
-    c.buf += data
-    return False
 
 
 def send_message(c, sender, rcpts, body):

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import BINARY, Mxd, RawClient, stop_all
+from conftest import BINARY, Mxd, RawClient, quiet, stop_all
 
 HOST = "mx.test"
 
@@ -236,20 +236,6 @@ def wrap(c, ctx, server_hostname=HOST):
     s = ctx.wrap_socket(c.sock, server_hostname=server_hostname)
     return RawClient(s)
 
-
-def quiet(c, wait=0.5):
-    """True when nothing arrives (and no close) for wait seconds."""
-    if c.buf:
-        return False
-    c.sock.settimeout(wait)
-    try:
-        data = c.sock.recv(65536)
-    except socket.timeout:
-        return True
-    finally:
-        c.sock.settimeout(10)
-    c.buf += data
-    return False
 
 
 # ---- TLS records by hand ---------------------------------------------------
