@@ -24,6 +24,7 @@ smtp_config_init(struct smtp_config *cfg)
 	cfg->limits.rcpt_max = SMTP_DEF_RCPT_MAX;
 	cfg->limits.message_size = SMTP_DEF_MESSAGE_SIZE;
 	cfg->limits.errors_max = SMTP_DEF_ERRORS_MAX;
+	cfg->limits.msgs_max = SMTP_DEF_MSGS_PER_SESSION;
 	cfg->bare_newline = SMTP_BARE_REJECT;
 }
 
@@ -41,6 +42,10 @@ smtp_reason_name(enum smtp_reason r)
 	case SMTP_REASON_SHUTDOWN:		return "shutdown";
 	case SMTP_REASON_TOO_MANY_CONN_IP:	return "too_many_connections_ip";
 	case SMTP_REASON_OUT_OF_MEMORY:		return "out_of_memory";
+	case SMTP_REASON_PREGREET:		return "pregreet";
+	case SMTP_REASON_HTTP:			return "http_request";
+	case SMTP_REASON_FLOOD:			return "flood";
+	case SMTP_REASON_TOO_MANY_MSGS:		return "too_many_messages";
 	}
 	return "unknown";
 }
@@ -276,6 +281,9 @@ cmd_step(struct smtp_session *s, struct smtp_event *ev)
 
 	if (s->cmd_skip) {
 		/* Inside an over-long line: drop through its LF. */
+		s->cmd_skipped += lf != NULL ? (size_t)(lf - p) : avail;
+		if (s->cmd_skipped > SMTP_CMD_FLOOD)
+			return smtp_cmd_flood(s, ev);
 		if (lf == NULL) {
 			s->in_off = s->in_len;
 			return SMTP_EV_NONE;
@@ -292,6 +300,7 @@ cmd_step(struct smtp_session *s, struct smtp_event *ev)
 		 */
 		if (avail >= max) {
 			s->cmd_skip = true;
+			s->cmd_skipped = avail;
 			s->in_off = s->in_len;
 		}
 		return SMTP_EV_NONE;
@@ -350,6 +359,18 @@ smtp_session_next(struct smtp_session *s, struct smtp_event *ev)
 		}
 		if (s->mode == MODE_NEW || s->wait != WAIT_NONE)
 			return SMTP_EV_NONE;
+		if (s->mode == MODE_BDAT && s->bdat_left == 0) {
+			/* A whole chunk is in (or it was empty): reply. */
+			s->last_text_set = false;
+			t = smtp_bdat_end(s, ev);
+			if (t == SMTP_EV_REJECT || t == SMTP_EV_DATA_ABORT)
+				fill_reject(s, ev);
+			if (t != SMTP_EV_NONE) {
+				ev->type = t;
+				return t;
+			}
+			continue;
+		}
 		if (s->in_off == s->in_len) {
 			/*
 			 * Drained: an idle session keeps no buffer.  One that
@@ -371,6 +392,8 @@ smtp_session_next(struct smtp_session *s, struct smtp_event *ev)
 		s->last_code = 0;
 		if (s->mode == MODE_DATA)
 			t = smtp_data_step(s, ev);
+		else if (s->mode == MODE_BDAT)
+			t = smtp_bdat_step(s, ev);
 		else
 			t = cmd_step(s, ev);
 		if (t == SMTP_EV_REJECT || t == SMTP_EV_DATA_ABORT)
@@ -390,9 +413,23 @@ void
 smtp_txn_reset(struct smtp_session *s)
 {
 	s->in_txn = false;
+	s->smtputf8 = false;
 	s->rcpt_ok = 0;
 	s->rcpt_tried = 0;
 	s->body = SMTP_BODY_NONE;
+	s->bdat_used = false;
+	s->data_size = 0;
+}
+
+void
+smtp_flood(struct smtp_session *s, int code, const char *enh,
+    const char *text, const char *why)
+{
+	smtp_reply(s, code, enh, "%s", text);
+	if (s->mode != MODE_CLOSING)
+		smtp_reply(s, 421, "4.7.0", "%s Error: %s, closing",
+		    s->cfg->hostname, why);
+	smtp_close(s, SMTP_REASON_FLOOD);
 }
 
 void
@@ -415,6 +452,26 @@ smtp_session_greet(struct smtp_session *s)
 }
 
 void
+smtp_session_pregreet(struct smtp_session *s)
+{
+	const char *p = s->in + s->in_off;
+	size_t n = s->in != NULL ? s->in_len - s->in_off : 0;
+	const char *lf = n > 0 ? memchr(p, '\n', n) : NULL;
+
+	if (s->mode != MODE_NEW)
+		return;
+	s->mode = MODE_CMD;
+	if (lf != NULL && smtp_is_http(p, (size_t)(lf - p))) {
+		/* Cross-protocol request: no SMTP reply at all. */
+		smtp_close(s, SMTP_REASON_HTTP);
+		return;
+	}
+	smtp_reply(s, 554, "5.5.1", "%s Error: talked before the greeting",
+	    s->cfg->hostname);
+	smtp_close(s, SMTP_REASON_PREGREET);
+}
+
+void
 smtp_session_hangup(struct smtp_session *s, enum smtp_hangup why)
 {
 	const char *h = s->cfg->hostname;
@@ -434,6 +491,12 @@ smtp_session_hangup(struct smtp_session *s, enum smtp_hangup why)
 	case SMTP_HANGUP_TOO_MANY_CONN_IP:
 		smtp_reply(s, 421, "4.7.0",
 		    "%s Too many connections from your address", h);
+		smtp_close(s, SMTP_REASON_TOO_MANY_CONN_IP);
+		break;
+	case SMTP_HANGUP_TOO_FAST:
+		smtp_reply(s, 421, "4.7.0",
+		    "%s Too many connections from your address, slow down",
+		    h);
 		smtp_close(s, SMTP_REASON_TOO_MANY_CONN_IP);
 		break;
 	}
@@ -470,6 +533,7 @@ smtp_session_message_result(struct smtp_session *s, enum smtp_msg_result r,
 	s->wait = WAIT_NONE;
 	switch (r) {
 	case SMTP_MSG_OK:
+		s->msgs++;
 		smtp_reply(s, 250, "2.0.0", "Ok: queued as %s",
 		    id != NULL ? id : "-");
 		break;

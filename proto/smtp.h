@@ -51,6 +51,12 @@ struct smtp_config {
 	enum smtp_bare_newline	 bare_newline;
 	bool			 tls_available;	/* offer STARTTLS */
 	bool			 tls_required;	/* 530 until TLS is up */
+	/*
+	 * Offer DSN (RFC 3461).  Off by default: advertising it obliges the
+	 * receiver to send "delivered" DSNs for NOTIFY=SUCCESS (5.2.3),
+	 * which a server that never sends mail cannot do itself.
+	 */
+	bool			 dsn;
 };
 
 /* Fill *cfg with the defaults of smtp_limits.h; hostname "localhost". */
@@ -77,6 +83,21 @@ enum smtp_body {
 	SMTP_BODY_8BITMIME,
 };
 
+/* DSN (RFC 3461 4.3): what a bounce should contain. */
+enum smtp_ret {
+	SMTP_RET_NONE = 0,
+	SMTP_RET_FULL,
+	SMTP_RET_HDRS,
+};
+
+/* DSN (RFC 3461 4.1): NOTIFY= as bits; 0 when absent. */
+enum smtp_notify {
+	SMTP_NOTIFY_NEVER = 1 << 0,
+	SMTP_NOTIFY_SUCCESS = 1 << 1,
+	SMTP_NOTIFY_FAILURE = 1 << 2,
+	SMTP_NOTIFY_DELAY = 1 << 3,
+};
+
 /* Why proto refused a message body or closed a session. */
 enum smtp_reason {
 	SMTP_REASON_NONE = 0,
@@ -89,6 +110,10 @@ enum smtp_reason {
 	SMTP_REASON_SHUTDOWN,
 	SMTP_REASON_TOO_MANY_CONN_IP,
 	SMTP_REASON_OUT_OF_MEMORY,
+	SMTP_REASON_PREGREET,		/* talked before the greeting */
+	SMTP_REASON_HTTP,		/* an HTTP request line */
+	SMTP_REASON_FLOOD,		/* input that can never be accepted */
+	SMTP_REASON_TOO_MANY_MSGS,
 };
 
 const char	*smtp_reason_name(enum smtp_reason r);
@@ -106,6 +131,7 @@ struct smtp_path {
 	size_t		 local_len;
 	const char	*domain;
 	size_t		 domain_len;
+	bool		 utf8;		/* has non-ASCII (RFC 6531) */
 };
 
 struct smtp_event {
@@ -119,6 +145,14 @@ struct smtp_event {
 	struct smtp_path path;
 	uint64_t	 size;		/* MAIL SIZE=, 0 if absent */
 	enum smtp_body	 body;
+	bool		 smtputf8;	/* MAIL SMTPUTF8 (RFC 6531) */
+	bool		 requiretls;	/* MAIL REQUIRETLS (RFC 8689) */
+	enum smtp_ret	 ret;		/* MAIL RET= (RFC 3461) */
+	const char	*envid;		/* MAIL ENVID=, xtext as sent */
+	size_t		 envid_len;
+	unsigned	 notify;	/* RCPT NOTIFY=, SMTP_NOTIFY_* */
+	const char	*orcpt;		/* RCPT ORCPT=, "type;xtext" */
+	size_t		 orcpt_len;
 	/* BODY */
 	const char	*data;
 	size_t		 data_len;
@@ -152,6 +186,7 @@ enum smtp_hangup {
 	SMTP_HANGUP_TIMEOUT,		/* 421 4.4.2 */
 	SMTP_HANGUP_SHUTDOWN,		/* 421 4.3.2 */
 	SMTP_HANGUP_TOO_MANY_CONN_IP,	/* 421 4.7.0, at connect */
+	SMTP_HANGUP_TOO_FAST,		/* 421 4.7.0, at connect */
 };
 
 struct smtp_session;
@@ -162,6 +197,13 @@ void			 smtp_session_destroy(struct smtp_session *s);
 
 /* Queue the 220 greeting.  Input fed before it is held, not parsed. */
 void	smtp_session_greet(struct smtp_session *s);
+
+/*
+ * The client sent bytes before the (delayed) greeting.  An HTTP request
+ * line closes the session without a reply; anything else gets
+ * "554 5.5.1 ... talked before the greeting" and closes.
+ */
+void	smtp_session_pregreet(struct smtp_session *s);
 
 /*
  * Queue a 421 for the reason and enter the closing state: all further

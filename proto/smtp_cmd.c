@@ -74,8 +74,15 @@ hello(struct smtp_session *s, const char *a, size_t n, struct smtp_event *ev,
 		LINE("250-SIZE %llu\r\n",
 		    (unsigned long long)c->limits.message_size);
 		LINE("250-8BITMIME\r\n");
+		LINE("250-SMTPUTF8\r\n");
+		if (c->dsn)
+			LINE("250-DSN\r\n");
+		LINE("250-CHUNKING\r\n");
 		if (c->tls_available && !s->tls_active)
 			LINE("250-STARTTLS\r\n");
+		/* RFC 8689 4.1: offered only inside TLS. */
+		if (s->tls_active)
+			LINE("250-REQUIRETLS\r\n");
 		LINE("250 ENHANCEDSTATUSCODES\r\n");
 #undef LINE
 		if (len >= sizeof(buf))
@@ -140,7 +147,8 @@ take_path(struct smtp_session *s, const char **a, size_t *n,
 	const char *usage = mail ? "MAIL FROM:<address>" : "RCPT TO:<address>";
 	const char *enh = mail ? "5.1.7" : "5.1.3";
 	const char *who = mail ? "Sender" : "Recipient";
-	unsigned flags = mail ? SMTP_PATH_NULL_OK : SMTP_PATH_POSTMASTER;
+	unsigned flags = (mail ? SMTP_PATH_NULL_OK : SMTP_PATH_POSTMASTER) |
+	    SMTP_PATH_UTF8;	/* allowed or not: decided after SMTPUTF8 */
 	size_t used;
 
 	if (!path_prefix(a, n, mail ? "FROM:" : "TO:")) {
@@ -187,13 +195,196 @@ parse_size(const char *v, size_t n, uint64_t *out)
 	return true;
 }
 
+/*
+ * One ESMTP parameter of MAIL or RCPT, by name.  Each returns true, or
+ * queues its refusal and returns false.  seen holds a bit per keyword:
+ * a parameter given twice is a syntax error (RFC 5321 4.1.2 does not say
+ * which would win).
+ */
+enum {
+	P_SIZE = 1 << 0, P_BODY = 1 << 1, P_SMTPUTF8 = 1 << 2,
+	P_REQUIRETLS = 1 << 3, P_RET = 1 << 4, P_ENVID = 1 << 5,
+	P_NOTIFY = 1 << 6, P_ORCPT = 1 << 7,
+};
+
+static bool
+param_bad(struct smtp_session *s, const struct smtp_param *p,
+    const char *why)
+{
+	smtp_reply(s, 501, "5.5.4", "%s %.*s parameter", why,
+	    (int)(p->key_len > 20 ? 20 : p->key_len), p->key);
+	return false;
+}
+
+static bool
+param_once(struct smtp_session *s, const struct smtp_param *p,
+    unsigned *seen, unsigned bit, bool value)
+{
+	if (*seen & bit)
+		return param_bad(s, p, "Duplicate");
+	*seen |= bit;
+	if (value != (p->value != NULL))
+		return param_bad(s, p, "Bad");
+	return true;
+}
+
+static bool
+mail_param(struct smtp_session *s, const struct smtp_param *p,
+    unsigned *seen, struct smtp_event *ev)
+{
+	const char *v = p->value;
+	size_t vn = p->value_len;
+
+	if (smtp_ieq(p->key, p->key_len, "SIZE")) {
+		if (!param_once(s, p, seen, P_SIZE, true))
+			return false;
+		if (!parse_size(v, vn, &ev->size))
+			return param_bad(s, p, "Bad");
+	} else if (smtp_ieq(p->key, p->key_len, "BODY")) {
+		if (!param_once(s, p, seen, P_BODY, true))
+			return false;
+		if (smtp_ieq(v, vn, "7BIT"))
+			ev->body = SMTP_BODY_7BIT;
+		else if (smtp_ieq(v, vn, "8BITMIME"))
+			ev->body = SMTP_BODY_8BITMIME;
+		else
+			return param_bad(s, p, "Bad");
+	} else if (smtp_ieq(p->key, p->key_len, "SMTPUTF8")) {
+		/* RFC 6531 3.4: a keyword with no value. */
+		if (!param_once(s, p, seen, P_SMTPUTF8, false))
+			return false;
+		ev->smtputf8 = true;
+	} else if (smtp_ieq(p->key, p->key_len, "REQUIRETLS")) {
+		if (!param_once(s, p, seen, P_REQUIRETLS, false))
+			return false;
+		/*
+		 * RFC 8689 2: only inside TLS, where it is offered.  RFC 8689
+		 * names no reply for a plaintext session; this is RFC 3207
+		 * 4's for a command that needs TLS.
+		 */
+		if (!s->tls_active) {
+			smtp_reply(s, 530, "5.7.0",
+			    "Must issue a STARTTLS command first");
+			return false;
+		}
+		ev->requiretls = true;
+	} else if (s->cfg->dsn && smtp_ieq(p->key, p->key_len, "RET")) {
+		if (!param_once(s, p, seen, P_RET, true))
+			return false;
+		if (smtp_ieq(v, vn, "FULL"))
+			ev->ret = SMTP_RET_FULL;
+		else if (smtp_ieq(v, vn, "HDRS"))
+			ev->ret = SMTP_RET_HDRS;
+		else
+			return param_bad(s, p, "Bad");
+	} else if (s->cfg->dsn && smtp_ieq(p->key, p->key_len, "ENVID")) {
+		/* RFC 3461 4.4: xtext, at most 100 characters. */
+		if (!param_once(s, p, seen, P_ENVID, true))
+			return false;
+		if (vn > 100 || !smtp_valid_xtext(v, vn))
+			return param_bad(s, p, "Bad");
+		ev->envid = v;
+		ev->envid_len = vn;
+	} else {
+		/* RFC 5321 4.1.1.11 / RFC 1869: 555 for unknown. */
+		smtp_reply(s, 555, "5.5.4", "Unsupported parameter %.*s",
+		    (int)(p->key_len > 40 ? 40 : p->key_len), p->key);
+		return false;
+	}
+	return true;
+}
+
+/* NOTIFY = "NEVER" / 1#( "SUCCESS" / "FAILURE" / "DELAY" ) */
+static bool
+parse_notify(const char *v, size_t n, unsigned *out)
+{
+	static const char *const kw[] = { "NEVER", "SUCCESS", "FAILURE",
+	    "DELAY" };
+	size_t i = 0, j, k;
+	unsigned bits = 0, b;
+
+	while (i < n) {
+		for (j = i; j < n && v[j] != ','; j++)
+			;
+		b = 0;
+		for (k = 0; k < 4; k++)
+			if (smtp_ieq(v + i, j - i, kw[k]))
+				b = 1u << k;
+		if (b == 0 || (bits & b))
+			return false;
+		bits |= b;
+		if (j == n)
+			break;
+		i = j + 1;
+		if (i == n)
+			return false;	/* a trailing comma */
+	}
+	if (bits == 0 || ((bits & SMTP_NOTIFY_NEVER) &&
+	    bits != SMTP_NOTIFY_NEVER))
+		return false;
+	*out = bits;
+	return true;
+}
+
+static bool
+rcpt_param(struct smtp_session *s, const struct smtp_param *p,
+    unsigned *seen, struct smtp_event *ev)
+{
+	const char *v = p->value, *semi;
+	size_t vn = p->value_len;
+
+	if (s->cfg->dsn && smtp_ieq(p->key, p->key_len, "NOTIFY")) {
+		if (!param_once(s, p, seen, P_NOTIFY, true))
+			return false;
+		if (!parse_notify(v, vn, &ev->notify))
+			return param_bad(s, p, "Bad");
+	} else if (s->cfg->dsn && smtp_ieq(p->key, p->key_len, "ORCPT")) {
+		/*
+		 * RFC 3461 4.2: addr-type ";" xtext, at most 500
+		 * characters; addr-type is an atom ("rfc822", "utf-8").
+		 * RFC 6533 3: a "utf-8" address may hold UTF-8 itself.
+		 */
+		if (!param_once(s, p, seen, P_ORCPT, true))
+			return false;
+		semi = memchr(v, ';', vn);
+		if (vn > 500 || semi == NULL || semi == v ||
+		    !smtp_valid_xtext_utf8(semi + 1,
+		    vn - (size_t)(semi + 1 - v),
+		    smtp_ieq(v, (size_t)(semi - v), "utf-8")))
+			return param_bad(s, p, "Bad");
+		ev->orcpt = v;
+		ev->orcpt_len = vn;
+	} else {
+		smtp_reply(s, 555, "5.5.4", "Unsupported parameter %.*s",
+		    (int)(p->key_len > 40 ? 40 : p->key_len), p->key);
+		return false;
+	}
+	return true;
+}
+
+/*
+ * RFC 6531 3.4: a non-ASCII path needs SMTPUTF8 on its MAIL.  Without
+ * it, the codes of RFC 6531 3.5 for an address that must be ASCII:
+ * 550 5.6.7 for MAIL, 553 5.6.7 for RCPT.
+ */
+static bool
+utf8_allowed(struct smtp_session *s, const struct smtp_event *ev,
+    bool smtputf8, bool mail)
+{
+	if (!ev->path.utf8 || smtputf8)
+		return true;
+	smtp_reply(s, mail ? 550 : 553, "5.6.7",
+	    "Non-ASCII address needs SMTPUTF8");
+	return false;
+}
+
 static enum smtp_ev
 cmd_mail(struct smtp_session *s, const char *a, size_t n,
     struct smtp_event *ev)
 {
 	const char *end = a + n, *p;
 	struct smtp_param prm;
-	bool have_size = false;
+	unsigned seen = 0;
 	int r;
 
 	if (!s->helo_seen) {
@@ -204,11 +395,17 @@ cmd_mail(struct smtp_session *s, const char *a, size_t n,
 		smtp_reply(s, 503, "5.5.1", "Error: nested MAIL command");
 		return REJECT;
 	}
+	if (s->cfg->limits.msgs_max != 0 &&
+	    s->msgs >= s->cfg->limits.msgs_max) {
+		smtp_reply(s, 421, "4.7.0",
+		    "%s Error: too many messages in this session",
+		    s->cfg->hostname);
+		smtp_close(s, SMTP_REASON_TOO_MANY_MSGS);
+		return REJECT;
+	}
 	if (!take_path(s, &a, &n, ev, true))
 		return REJECT;
 
-	ev->body = SMTP_BODY_NONE;
-	ev->size = 0;
 	p = a;
 	while ((r = smtp_next_param(&p, end, &prm)) == 1) {
 		if (!s->esmtp) {
@@ -217,54 +414,23 @@ cmd_mail(struct smtp_session *s, const char *a, size_t n,
 			    "Parameters are not allowed after HELO");
 			return REJECT;
 		}
-		if (smtp_ieq(prm.key, prm.key_len, "SIZE")) {
-			if (have_size) {
-				smtp_reply(s, 501, "5.5.4",
-				    "Duplicate SIZE parameter");
-				return REJECT;
-			}
-			have_size = true;
-			if (prm.value == NULL ||
-			    !parse_size(prm.value, prm.value_len, &ev->size)) {
-				smtp_reply(s, 501, "5.5.4", "Bad SIZE value");
-				return REJECT;
-			}
-		} else if (smtp_ieq(prm.key, prm.key_len, "BODY")) {
-			if (ev->body != SMTP_BODY_NONE) {
-				smtp_reply(s, 501, "5.5.4",
-				    "Duplicate BODY parameter");
-				return REJECT;
-			}
-			if (prm.value != NULL &&
-			    smtp_ieq(prm.value, prm.value_len, "7BIT"))
-				ev->body = SMTP_BODY_7BIT;
-			else if (prm.value != NULL &&
-			    smtp_ieq(prm.value, prm.value_len, "8BITMIME"))
-				ev->body = SMTP_BODY_8BITMIME;
-			else {
-				smtp_reply(s, 501, "5.5.4", "Bad BODY value");
-				return REJECT;
-			}
-		} else {
-			/* RFC 5321 4.1.1.11 / RFC 1869: 555 for unknown. */
-			smtp_reply(s, 555, "5.5.4",
-			    "Unsupported parameter %.*s",
-			    (int)(prm.key_len > 40 ? 40 : prm.key_len),
-			    prm.key);
+		if (!mail_param(s, &prm, &seen, ev))
 			return REJECT;
-		}
 	}
 	if (r < 0)
 		return syntax(s, "MAIL FROM:<address> [parameters]");
+	if (!utf8_allowed(s, ev, ev->smtputf8, true))
+		return REJECT;
 
 	/* RFC 1870 section 6.2: refuse a declared size over the limit. */
-	if (have_size && ev->size > s->cfg->limits.message_size) {
+	if ((seen & P_SIZE) && ev->size > s->cfg->limits.message_size) {
 		smtp_reply(s, 552, "5.3.4",
 		    "Message size exceeds fixed maximum message size");
 		return REJECT;
 	}
 
 	s->in_txn = true;
+	s->smtputf8 = ev->smtputf8;
 	s->rcpt_ok = s->rcpt_tried = 0;
 	s->body = ev->body;
 	smtp_reply(s, 250, "2.1.0", "Ok");
@@ -277,6 +443,7 @@ cmd_rcpt(struct smtp_session *s, const char *a, size_t n,
 {
 	const char *end = a + n, *p;
 	struct smtp_param prm;
+	unsigned seen = 0;
 	int r;
 
 	if (!s->in_txn) {
@@ -286,14 +453,19 @@ cmd_rcpt(struct smtp_session *s, const char *a, size_t n,
 	if (!take_path(s, &a, &n, ev, false))
 		return REJECT;
 	p = a;
-	r = smtp_next_param(&p, end, &prm);
+	while ((r = smtp_next_param(&p, end, &prm)) == 1) {
+		if (!s->esmtp) {
+			smtp_reply(s, 555, "5.5.4",
+			    "Parameters are not allowed after HELO");
+			return REJECT;
+		}
+		if (!rcpt_param(s, &prm, &seen, ev))
+			return REJECT;
+	}
 	if (r < 0)
 		return syntax(s, "RCPT TO:<address> [parameters]");
-	if (r > 0) {
-		smtp_reply(s, 555, "5.5.4", "Unsupported parameter %.*s",
-		    (int)(prm.key_len > 40 ? 40 : prm.key_len), prm.key);
+	if (!utf8_allowed(s, ev, s->smtputf8, false))
 		return REJECT;
-	}
 	if (s->rcpt_ok >= s->cfg->limits.rcpt_max) {
 		smtp_reply(s, 452, "4.5.3", "Error: too many recipients");
 		return REJECT;
@@ -315,6 +487,12 @@ cmd_data(struct smtp_session *s, const char *a, size_t n,
 		smtp_reply(s, 503, "5.5.1", "Error: need MAIL command");
 		return REJECT;
 	}
+	if (s->bdat_used) {
+		/* RFC 3030 2: not in the same transaction as BDAT. */
+		smtp_reply(s, 503, "5.5.1",
+		    "Error: DATA and BDAT cannot be mixed");
+		return REJECT;
+	}
 	if (s->rcpt_tried == 0) {
 		smtp_reply(s, 503, "5.5.1", "Error: need RCPT command");
 		return REJECT;
@@ -327,6 +505,86 @@ cmd_data(struct smtp_session *s, const char *a, size_t n,
 	smtp_reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
 	smtp_data_begin(s);
 	return SMTP_EV_DATA;
+}
+
+/* ---- BDAT (RFC 3030) -------------------------------------------------- */
+
+/*
+ * "BDAT SP chunk-size [SP LAST]".  The chunk's octets follow the line at
+ * once, whatever the reply will be: they are always read (and dropped
+ * when the chunk is refused), and the reply comes after them, so the
+ * client stays in step.  The decision is taken here, before the octets:
+ * bdat_code is 0 to keep the chunk, or the refusal to send after it.
+ */
+static enum smtp_ev
+cmd_bdat(struct smtp_session *s, const char *a, size_t n,
+    struct smtp_event *ev)
+{
+	const uint64_t max = s->cfg->limits.message_size;
+	uint64_t size = 0;
+	size_t i = 1, digits;
+	bool last = false;
+
+	if (n < 2 || a[0] != ' ')
+		return syntax(s, "BDAT chunk-size [LAST]");
+	for (digits = 0; i < n && a[i] >= '0' && a[i] <= '9'; i++, digits++)
+		if (size <= (UINT64_MAX - 9) / 10)
+			size = size * 10 + (uint64_t)(a[i] - '0');
+		else
+			size = UINT64_MAX;
+	if (digits == 0 || digits > 20)
+		return syntax(s, "BDAT chunk-size [LAST]");
+	if (i < n) {
+		if (n - i != 5 || a[i] != ' ' || !smtp_ieq(a + i + 1, 4,
+		    "LAST"))
+			return syntax(s, "BDAT chunk-size [LAST]");
+		last = true;
+	}
+	ev->size = size;
+
+	/*
+	 * A chunk that would take the message past twice the limit is not
+	 * worth reading: refuse it and close (see SMTP_CMD_FLOOD).  Kept
+	 * chunks never exceed the limit, so data_size <= max here.
+	 */
+	if (size > 2 * max - s->data_size) {
+		smtp_flood(s, 552, "5.3.4",
+		    "Message size exceeds fixed maximum message size",
+		    "chunk far over the size limit");
+		return SMTP_EV_REJECT;
+	}
+
+	s->bdat_code = 0;
+	if (!s->in_txn) {
+		s->bdat_code = 503;
+		s->bdat_enh = "5.5.1";
+		s->bdat_text = "Error: need MAIL command";
+	} else if (s->rcpt_tried == 0) {
+		s->bdat_code = 503;
+		s->bdat_enh = "5.5.1";
+		s->bdat_text = "Error: need RCPT command";
+	} else if (s->rcpt_ok == 0) {
+		s->bdat_code = 554;
+		s->bdat_enh = "5.5.1";
+		s->bdat_text = "Error: no valid recipients";
+	} else if (s->data_size + size > max) {
+		/* RFC 1870 / 3030: the size limit holds across chunks. */
+		s->bdat_code = 552;
+		s->bdat_enh = "5.3.4";
+		s->bdat_text =
+		    "Message size exceeds fixed maximum message size";
+	}
+	s->bdat_size = size;
+	s->bdat_left = size;
+	s->bdat_last = last;
+	s->mode = MODE_BDAT;
+	if (s->bdat_code == 0 && !s->bdat_used) {
+		/* The first chunk of a message: the body begins. */
+		s->bdat_used = true;
+		s->data_size = 0;
+		return SMTP_EV_DATA;
+	}
+	return SMTP_EV_NONE;	/* smtp_bdat_step() reads the chunk */
 }
 
 /* ---- the rest --------------------------------------------------------- */
@@ -384,7 +642,8 @@ cmd_help(struct smtp_session *s, const char *a, size_t n,
     struct smtp_event *ev)
 {
 	smtp_reply(s, 214, "2.0.0",
-	    "Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP%s",
+	    "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY "
+	    "HELP%s",
 	    s->cfg->tls_available && !s->tls_active ? " STARTTLS" : "");
 	return SMTP_EV_NONE;
 }
@@ -440,7 +699,7 @@ static const struct smtp_cmd cmd_table[] = {
 	{ "STARTTLS",	cmd_starttls,		CMD_PRE_TLS },
 	{ "EXPN",	cmd_unimplemented,	0 },
 	{ "AUTH",	cmd_unimplemented,	0 },
-	{ "BDAT",	cmd_unimplemented,	0 },
+	{ "BDAT",	cmd_bdat,		0 },
 	{ "ETRN",	cmd_unimplemented,	0 },
 	{ "TURN",	cmd_unimplemented,	0 },
 	{ "ATRN",	cmd_unimplemented,	0 },
@@ -478,6 +737,12 @@ smtp_cmd_line(struct smtp_session *s, const char *line, size_t len,
 		smtp_reply(s, 500, "5.5.2", "Error: bad syntax");
 		return REJECT;
 	}
+	if (smtp_is_http(line, len)) {
+		/* A browser or proxy probe, or a cross-protocol attack: no
+		 * SMTP reply to it, the session ends at once. */
+		smtp_close(s, SMTP_REASON_HTTP);
+		return SMTP_EV_NONE;
+	}
 	for (vlen = 0; vlen < len && line[vlen] != ' '; vlen++)
 		;
 	for (i = 0; i < sizeof(cmd_table) / sizeof(cmd_table[0]); i++) {
@@ -510,6 +775,37 @@ smtp_cmd_too_long(struct smtp_session *s, struct smtp_event *ev)
 {
 	smtp_reply(s, 500, "5.5.2", "Error: line too long");
 	return REJECT;
+}
+
+enum smtp_ev
+smtp_cmd_flood(struct smtp_session *s, struct smtp_event *ev)
+{
+	s->cmd_skip = false;
+	s->in_off = s->in_len;
+	smtp_flood(s, 500, "5.5.2", "Error: line too long",
+	    "no line end in the command");
+	return REJECT;
+}
+
+bool
+smtp_is_http(const char *line, size_t len)
+{
+	static const char *const methods[] = { "GET", "POST", "HEAD", "PUT",
+	    "CONNECT", "OPTIONS", "DELETE", "PATCH", "TRACE", "PRI", NULL };
+	size_t i, v;
+
+	for (v = 0; v < len && line[v] != ' '; v++)
+		;
+	for (i = 0; methods[i] != NULL; i++)
+		if (v == strlen(methods[i]) &&
+		    memcmp(line, methods[i], v) == 0)
+			break;
+	if (methods[i] == NULL)
+		return false;
+	/* "METHOD target HTTP/x.y": the version ends the line. */
+	while (len > 0 && (line[len - 1] == '\r' || line[len - 1] == ' '))
+		len--;
+	return len >= v + 10 && memcmp(line + len - 8, "HTTP/", 5) == 0;
 }
 
 enum smtp_ev

@@ -36,7 +36,27 @@ smtp_data_begin(struct smtp_session *s)
 	s->data_bol = true;
 	s->data_fault = 0;
 	s->data_size = 0;
+	s->data_wire = 0;
 	s->data_line = 0;
+}
+
+/*
+ * Past twice the size limit the body is not read on (SMTP_CMD_FLOOD's
+ * note).  Checked on the octets consumed before the end mark, which only
+ * grow, so every split of the input decides alike.
+ */
+static bool
+data_flood(struct smtp_session *s, struct smtp_event *ev)
+{
+	if (s->data_wire <= 2 * s->cfg->limits.message_size)
+		return false;
+	ev->cmd = "DATA";
+	ev->reason = SMTP_REASON_FLOOD;
+	ev->msg_size = s->data_size;
+	smtp_flood(s, 552, "5.3.4",
+	    "Message size exceeds fixed maximum message size",
+	    "message far over the size limit");
+	return true;
 }
 
 static void
@@ -96,8 +116,27 @@ finish(struct smtp_session *s, struct smtp_event *ev)
 	return SMTP_EV_DATA_END;
 }
 
+static enum smtp_ev data_scan(struct smtp_session *s,
+    struct smtp_event *ev, size_t *end_mark);
+
 enum smtp_ev
 smtp_data_step(struct smtp_session *s, struct smtp_event *ev)
+{
+	size_t before = s->in_off, mark = 0;
+	enum smtp_ev t;
+
+	t = data_scan(s, ev, &mark);
+	/* The end mark ".CRLF" itself is not part of the message. */
+	s->data_wire += s->in_off - before - mark;
+	if (data_flood(s, ev))
+		return SMTP_EV_DATA_ABORT;
+	if (t == SMTP_EV_DATA_END || t == SMTP_EV_DATA_ABORT)
+		return finish(s, ev);
+	return t;
+}
+
+static enum smtp_ev
+data_scan(struct smtp_session *s, struct smtp_event *ev, size_t *end_mark)
 {
 	const char *b = s->in;
 	size_t p = s->in_off, end = s->in_len, start = p, q;
@@ -116,7 +155,8 @@ smtp_data_step(struct smtp_session *s, struct smtp_event *ev)
 						if (p > start)
 							break;	/* flush first */
 						s->in_off = p + 3;
-						return finish(s, ev);
+						*end_mark = 3;
+						return SMTP_EV_DATA_END;
 					}
 				}
 				/*
@@ -173,4 +213,58 @@ smtp_data_step(struct smtp_session *s, struct smtp_event *ev)
 	s->in_off = p;
 	t = emit(s, b + start, p - start, ev);
 	return t;
+}
+
+/* ---- BDAT chunks (RFC 3030) -------------------------------------------- */
+
+/*
+ * The chunk's octets, exactly bdat_size of them, with no dot handling,
+ * no line structure and no end marker: passed on as they come when the
+ * chunk is kept, dropped otherwise.
+ */
+enum smtp_ev
+smtp_bdat_step(struct smtp_session *s, struct smtp_event *ev)
+{
+	const char *p = s->in + s->in_off;
+	size_t avail = s->in_len - s->in_off;
+	size_t n = avail < s->bdat_left ? avail : (size_t)s->bdat_left;
+
+	s->in_off += n;
+	s->bdat_left -= n;
+	if (s->bdat_code != 0 || n == 0)
+		return SMTP_EV_NONE;
+	s->data_size += n;
+	ev->data = p;
+	ev->data_len = n;
+	return SMTP_EV_BODY;
+}
+
+/* The chunk is read: its reply, and the end of the message after LAST. */
+enum smtp_ev
+smtp_bdat_end(struct smtp_session *s, struct smtp_event *ev)
+{
+	bool began = s->bdat_used;
+
+	s->mode = MODE_CMD;
+	ev->cmd = "BDAT";
+	ev->msg_size = s->data_size;
+	if (s->bdat_code != 0) {
+		/*
+		 * RFC 3030 2: the octets were read and dropped; the
+		 * transaction has failed and the client is to start again
+		 * (it may RSET first).  A body already begun is dropped.
+		 */
+		smtp_reply(s, s->bdat_code, s->bdat_enh, "%s", s->bdat_text);
+		ev->reason = s->bdat_code == 552 ? SMTP_REASON_TOO_BIG :
+		    SMTP_REASON_NONE;
+		smtp_txn_reset(s);
+		return began ? SMTP_EV_DATA_ABORT : SMTP_EV_REJECT;
+	}
+	if (!s->bdat_last) {
+		smtp_reply(s, 250, "2.0.0", "%llu octets received",
+		    (unsigned long long)s->bdat_size);
+		return SMTP_EV_NONE;
+	}
+	s->wait = WAIT_MSG;
+	return SMTP_EV_DATA_END;
 }

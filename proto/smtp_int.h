@@ -12,6 +12,7 @@ enum smtp_mode {
 	MODE_NEW = 0,		/* before the greeting */
 	MODE_CMD,		/* reading command lines */
 	MODE_DATA,		/* reading a DATA body */
+	MODE_BDAT,		/* reading a BDAT chunk */
 	MODE_CLOSING,		/* QUIT or 421 sent; input ignored */
 };
 
@@ -47,17 +48,30 @@ struct smtp_session {
 	unsigned	 errors;
 	/* Discarding an over-long command line up to its LF. */
 	bool		 cmd_skip;
+	size_t		 cmd_skipped;
+	unsigned	 msgs;		/* messages accepted */
 
 	/* Transaction (RFC 5321 3.3: from MAIL to end of data or RSET). */
 	bool		 in_txn;
+	bool		 smtputf8;	/* MAIL had SMTPUTF8 */
 	unsigned	 rcpt_ok;	/* accepted */
 	unsigned	 rcpt_tried;	/* accepted or refused */
 	enum smtp_body	 body;
+
+	/* CHUNKING (RFC 3030). */
+	bool		 bdat_used;	/* this transaction sent BDAT */
+	bool		 bdat_last;
+	uint64_t	 bdat_left;	/* octets of the chunk still to read */
+	uint64_t	 bdat_size;	/* the chunk's declared size */
+	int		 bdat_code;	/* 0: keep the chunk; else refuse */
+	const char	*bdat_enh;
+	const char	*bdat_text;
 
 	/* DATA decoder. */
 	bool		 data_bol;	/* at the start of a line */
 	unsigned	 data_fault;	/* FAULT_* bits of smtp_data.c */
 	uint64_t	 data_size;	/* octets after unstuffing */
+	uint64_t	 data_wire;	/* octets read before the end mark */
 	size_t		 data_line;	/* octets of the current line */
 
 	/* The reply of the command being handled, for SMTP_EV_REJECT. */
@@ -82,10 +96,18 @@ enum smtp_ev	smtp_cmd_too_long(struct smtp_session *s,
 		    struct smtp_event *ev);
 enum smtp_ev	smtp_cmd_bare_newline(struct smtp_session *s,
 		    struct smtp_event *ev);
+enum smtp_ev	smtp_cmd_flood(struct smtp_session *s, struct smtp_event *ev);
+/* An HTTP request line ("GET / HTTP/1.1"): cross-protocol traffic. */
+bool		smtp_is_http(const char *line, size_t len);
+/* Refuse what was sent and close: the reply, then 421 4.7.0. */
+void		smtp_flood(struct smtp_session *s, int code, const char *enh,
+		    const char *text, const char *why);
 
 /* smtp_data.c */
 void		smtp_data_begin(struct smtp_session *s);
 enum smtp_ev	smtp_data_step(struct smtp_session *s, struct smtp_event *ev);
+enum smtp_ev	smtp_bdat_step(struct smtp_session *s, struct smtp_event *ev);
+enum smtp_ev	smtp_bdat_end(struct smtp_session *s, struct smtp_event *ev);
 
 /*
  * smtp_path.c: the path and ESMTP parameter grammar of RFC 5321 4.1.2 and
@@ -95,6 +117,7 @@ enum smtp_ev	smtp_data_step(struct smtp_session *s, struct smtp_event *ev);
 enum smtp_path_flags {
 	SMTP_PATH_NULL_OK = 1 << 0,	/* "<>" allowed (MAIL) */
 	SMTP_PATH_POSTMASTER = 1 << 1,	/* "<postmaster>" allowed (RCPT) */
+	SMTP_PATH_UTF8 = 1 << 2,	/* UTF-8 in local part and domain */
 };
 
 enum smtp_path_err {
@@ -128,5 +151,7 @@ int	smtp_next_param(const char **p, const char *end,
 	    struct smtp_param *out);
 
 bool	smtp_ieq(const char *a, size_t alen, const char *lit);
+bool	smtp_valid_xtext(const char *p, size_t n);
+bool	smtp_valid_xtext_utf8(const char *p, size_t n, bool utf8);
 
 #endif

@@ -66,6 +66,26 @@
 #define SMTP_DEF_ERRORS_MAX		10
 
 /*
+ * Messages per session.  A sender that keeps one connection for ever
+ * would escape the per-address connection limits; past this many
+ * accepted messages, MAIL gets "421 4.7.0 HOST Error: too many messages
+ * in this session" and the session closes (the client reconnects).
+ * 0 = no limit.  Key: max_messages_per_connection.
+ */
+#define SMTP_DEF_MSGS_PER_SESSION	1000
+
+/*
+ * Input that can never be accepted is not read for ever.  A command line
+ * that has run past SMTP_CMD_FLOOD octets without a line end (the
+ * client is not speaking SMTP), and a message body or BDAT chunk that
+ * would pass twice the message size limit, end the session: the reply
+ * for what was refused, then "421 4.7.0", then close.  Below these the
+ * input is read and discarded, so that a client that merely overshoots
+ * stays in step (RFC 5321 4.5.3.1.10, RFC 3030 section 2).
+ */
+#define SMTP_CMD_FLOOD			(64 * 1024)
+
+/*
  * Timeouts, enforced by the server (proto has no clock).
  * Idle: waiting for a command or for DATA bytes.  RFC 5321 4.5.3.2.7 asks
  * a server to wait at least 5 minutes.  Then
@@ -114,6 +134,7 @@ struct smtp_limits {
 	unsigned	rcpt_max;
 	uint64_t	message_size;
 	unsigned	errors_max;
+	unsigned	msgs_max;	/* per session; 0: unlimited */
 };
 
 #endif

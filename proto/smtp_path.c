@@ -29,6 +29,36 @@ is_digit(unsigned char c)
 	return c >= '0' && c <= '9';
 }
 
+/*
+ * Length of the well-formed UTF-8 sequence of a non-ASCII character at p
+ * (RFC 3629 section 4: no overlong forms, no surrogates, at most
+ * U+10FFFF), or 0.  RFC 6531 3.3: UTF8-non-ascii in paths.
+ */
+static size_t
+utf8_seq(const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t len, i;
+
+	if (n == 0 || p[0] < 0xc2 || p[0] > 0xf4)
+		return 0;
+	len = p[0] < 0xe0 ? 2 : p[0] < 0xf0 ? 3 : 4;
+	if (n < len)
+		return 0;
+	for (i = 1; i < len; i++)
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+	if (p[0] == 0xe0 && p[1] < 0xa0)	/* overlong */
+		return 0;
+	if (p[0] == 0xed && p[1] > 0x9f)	/* surrogates */
+		return 0;
+	if (p[0] == 0xf0 && p[1] < 0x90)	/* overlong */
+		return 0;
+	if (p[0] == 0xf4 && p[1] > 0x8f)	/* above U+10FFFF */
+		return 0;
+	return len;
+}
+
 /* RFC 5322 3.2.3 atext */
 static bool
 is_atext(unsigned char c)
@@ -64,9 +94,9 @@ smtp_ieq(const char *a, size_t alen, const char *lit)
  * Labels are 1..63 octets (RFC 1035 2.3.4).
  */
 static bool
-valid_domain(const char *p, size_t len, bool underscore)
+valid_domain(const char *p, size_t len, bool underscore, bool utf8)
 {
-	size_t i, label = 0;
+	size_t i, k, label = 0;
 	unsigned char c, prev = '.';
 
 	if (len == 0 || len > SMTP_DOMAIN_MAX)
@@ -85,6 +115,14 @@ valid_domain(const char *p, size_t len, bool underscore)
 			if (label == 0)
 				return false;
 			label++;
+		} else if (utf8 && c >= 0x80 &&
+		    (k = utf8_seq(p + i, len - i)) > 0) {
+			/* A U-label (RFC 6531 3.3); 63 octets at most. */
+			label += k;
+			if (label > 63)
+				return false;
+			i += k - 1;
+			c = 'a';
 		} else {
 			return false;
 		}
@@ -96,7 +134,7 @@ valid_domain(const char *p, size_t len, bool underscore)
 bool
 smtp_valid_domain(const char *p, size_t len)
 {
-	return valid_domain(p, len, false);
+	return valid_domain(p, len, false, false);
 }
 
 /*
@@ -130,7 +168,7 @@ smtp_valid_address_literal(const char *p, size_t len)
 	/* General-address-literal = Standardized-tag ":" 1*dcontent */
 	for (tag = 0; tag < len && p[tag] != ':'; tag++)
 		;
-	if (tag == 0 || tag >= len - 1 || !valid_domain(p, tag, false))
+	if (tag == 0 || tag >= len - 1 || !valid_domain(p, tag, false, false))
 		return false;
 	for (i = tag + 1; i < len; i++) {
 		unsigned char c = (unsigned char)p[i];
@@ -146,16 +184,16 @@ smtp_valid_helo(const char *p, size_t len)
 {
 	if (len > 0 && p[0] == '[')
 		return smtp_valid_address_literal(p, len);
-	return valid_domain(p, len, true);
+	return valid_domain(p, len, true, false);
 }
 
 /*
  * Local-part = Dot-string / Quoted-string.  Returns its length at p, or 0.
  */
 static size_t
-local_part(const char *p, size_t len)
+local_part(const char *p, size_t len, bool utf8)
 {
-	size_t i = 0;
+	size_t i = 0, k;
 	unsigned char c;
 
 	if (len > 0 && p[0] == '"') {
@@ -170,6 +208,9 @@ local_part(const char *p, size_t len)
 				c = (unsigned char)p[i];
 				if (c < 32 || c > 126)
 					return 0;
+			} else if (utf8 && c >= 0x80 &&
+			    (k = utf8_seq(p + i, len - i)) > 0) {
+				i += k - 1;
 			} else if (c < 32 || c > 126) {
 				/* qtextSMTP = %d32-33 / %d35-91 / %d93-126 */
 				return 0;
@@ -181,8 +222,16 @@ local_part(const char *p, size_t len)
 	for (;;) {
 		size_t start = i;
 
-		while (i < len && is_atext((unsigned char)p[i]))
-			i++;
+		while (i < len) {
+			c = (unsigned char)p[i];
+			if (is_atext(c))
+				i++;
+			else if (utf8 && c >= 0x80 &&
+			    (k = utf8_seq(p + i, len - i)) > 0)
+				i += k;
+			else
+				break;
+		}
 		if (i == start)
 			return 0;
 		if (i < len && p[i] == '.')
@@ -194,9 +243,9 @@ local_part(const char *p, size_t len)
 
 /* Domain / address-literal, up to the first octet that cannot belong. */
 static size_t
-domain_span(const char *p, size_t len)
+domain_span(const char *p, size_t len, bool utf8)
 {
-	size_t i;
+	size_t i, k;
 
 	if (len > 0 && p[0] == '[') {
 		for (i = 1; i < len && p[i] != ']'; i++)
@@ -208,10 +257,14 @@ domain_span(const char *p, size_t len)
 	for (i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)p[i];
 
+		if (utf8 && c >= 0x80 && (k = utf8_seq(p + i, len - i)) > 0) {
+			i += k - 1;
+			continue;
+		}
 		if (!is_alpha(c) && !is_digit(c) && c != '-' && c != '.')
 			break;
 	}
-	return valid_domain(p, i, false) ? i : 0;
+	return valid_domain(p, i, false, utf8) ? i : 0;
 }
 
 enum smtp_path_err
@@ -219,6 +272,7 @@ smtp_parse_path(const char *buf, size_t len, unsigned flags,
     struct smtp_path *out, size_t *used)
 {
 	size_t i = 0, n, close;
+	bool utf8 = (flags & SMTP_PATH_UTF8) != 0;
 
 	memset(out, 0, sizeof(*out));
 	if (len == 0 || buf[0] != '<')
@@ -254,7 +308,7 @@ smtp_parse_path(const char *buf, size_t len, unsigned flags,
 			if (buf[i] != '@')
 				return SMTP_PATH_SYNTAX;
 			i++;
-			n = domain_span(buf + i, close - i);
+			n = domain_span(buf + i, close - i, false);
 			if (n == 0)
 				return SMTP_PATH_SYNTAX;
 			i += n;
@@ -271,8 +325,11 @@ smtp_parse_path(const char *buf, size_t len, unsigned flags,
 
 	out->addr = buf + i;
 	out->addr_len = close - i;
+	for (n = i; n < close; n++)
+		if ((unsigned char)buf[n] >= 0x80)
+			out->utf8 = true;
 	out->local = buf + i;
-	n = local_part(buf + i, close - i);
+	n = local_part(buf + i, close - i, utf8);
 	if (n == 0)
 		return SMTP_PATH_SYNTAX;
 	out->local_len = n;
@@ -292,7 +349,7 @@ smtp_parse_path(const char *buf, size_t len, unsigned flags,
 	i++;
 	out->domain = buf + i;
 	out->domain_len = close - i;
-	if (i == close || domain_span(buf + i, close - i) != close - i)
+	if (i == close || domain_span(buf + i, close - i, utf8) != close - i)
 		return SMTP_PATH_SYNTAX;
 	return SMTP_PATH_OK;
 }
@@ -333,7 +390,9 @@ smtp_next_param(const char **pp, const char *end, struct smtp_param *out)
 		out->value = p;
 		while (p < end) {
 			c = (unsigned char)*p;
-			if (c < 33 || c > 126 || c == '=')
+			/* RFC 6531 3.3: esmtp-value =/ UTF8-non-ascii; each
+			 * parameter checks its own value. */
+			if (c < 33 || c == 127 || c == '=')
 				break;
 			p++;
 		}
@@ -345,4 +404,45 @@ smtp_next_param(const char **pp, const char *end, struct smtp_param *out)
 		return -1;
 	*pp = p;
 	return 1;
+}
+
+static bool
+is_upper_hex(char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F');
+}
+
+/*
+ * xtext (RFC 3461 4): printable ASCII but "+" and "=", and "+" followed
+ * by two upper-case hex digits for any octet.
+ */
+bool
+smtp_valid_xtext(const char *p, size_t n)
+{
+	return smtp_valid_xtext_utf8(p, n, false);
+}
+
+/* xtext, and with utf8 also UTF8-non-ascii (RFC 6533 3). */
+bool
+smtp_valid_xtext_utf8(const char *p, size_t n, bool utf8)
+{
+	size_t i, k;
+
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)p[i];
+
+		if (utf8 && c >= 0x80 && (k = utf8_seq(p + i, n - i)) > 0) {
+			i += k - 1;
+			continue;
+		}
+		if (c == '+') {
+			if (n - i < 3 || !is_upper_hex(p[i + 1]) ||
+			    !is_upper_hex(p[i + 2]))
+				return false;
+			i += 2;
+		} else if (c < 33 || c > 126 || c == '=') {
+			return false;
+		}
+	}
+	return true;
 }

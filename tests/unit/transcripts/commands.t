@@ -5,6 +5,8 @@ S: 250-mx.test
 S: 250-PIPELINING
 S: 250-SIZE 26214400
 S: 250-8BITMIME
+S: 250-SMTPUTF8
+S: 250-CHUNKING
 S: 250 ENHANCEDSTATUSCODES
 C: noop
 S: 250 2.0.0 Ok
@@ -15,7 +17,7 @@ S: 252 2.0.0 Cannot VRFY user, but will accept message and attempt delivery
 C: VRFY
 S: 501 5.5.4 Syntax: VRFY address
 C: HELP
-S: 214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP
+S: 214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP
 C: mail from:<a@b.example>
 S: 250 2.1.0 Ok
 C: rcpt to:<c@d.example>

@@ -20,7 +20,7 @@ C: STARTTLS
 S: 454 4.7.0 TLS not available
 C: RCPT TO:<a@b.example>
 S: 503 5.5.1 Error: need MAIL command
-C: GET / HTTP/1.0
+C: QUUX /index.html
 S: 500 5.5.1 Error: command unrecognized
 S: 421 4.7.0 mx.test Error: too many errors
 E: CLOSE too_many_errors

@@ -7,23 +7,25 @@ S: 250-mx.test
 S: 250-PIPELINING
 S: 250-SIZE 1000
 S: 250-8BITMIME
+S: 250-SMTPUTF8
+S: 250-CHUNKING
 S: 250 ENHANCEDSTATUSCODES
 C: MAIL FROM:<a@b.example> SIZE=1001
 S: 552 5.3.4 Message size exceeds fixed maximum message size
 C: MAIL FROM:<a@b.example> SIZE=99999999999999999999
 S: 552 5.3.4 Message size exceeds fixed maximum message size
 C: MAIL FROM:<a@b.example> SIZE=999999999999999999999
-S: 501 5.5.4 Bad SIZE value
+S: 501 5.5.4 Bad SIZE parameter
 C: MAIL FROM:<a@b.example> SIZE=
 S: 501 5.5.4 Syntax: MAIL FROM:<address> [parameters]
 C: MAIL FROM:<a@b.example> SIZE
-S: 501 5.5.4 Bad SIZE value
+S: 501 5.5.4 Bad SIZE parameter
 C: MAIL FROM:<a@b.example> SIZE=12a
-S: 501 5.5.4 Bad SIZE value
+S: 501 5.5.4 Bad SIZE parameter
 C: MAIL FROM:<a@b.example> SIZE=1 SIZE=2
 S: 501 5.5.4 Duplicate SIZE parameter
 C: MAIL FROM:<a@b.example> BODY=BINARYMIME
-S: 501 5.5.4 Bad BODY value
+S: 501 5.5.4 Bad BODY parameter
 C: MAIL FROM:<a@b.example> BODY=8bitmime BODY=7BIT
 S: 501 5.5.4 Duplicate BODY parameter
 C: MAIL FROM:<a@b.example> AUTH=<>

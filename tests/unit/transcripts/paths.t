@@ -5,6 +5,8 @@ S: 250-mx.test
 S: 250-PIPELINING
 S: 250-SIZE 26214400
 S: 250-8BITMIME
+S: 250-SMTPUTF8
+S: 250-CHUNKING
 S: 250 ENHANCEDSTATUSCODES
 !max_errors 100
 C: MAIL FROM:a@b.example
@@ -28,7 +30,7 @@ S: 501 5.1.7 Bad sender address syntax
 C: MAIL FROM:<postmaster>
 S: 501 5.1.7 Bad sender address syntax
 C: MAIL FROM:<\xc3\xa9@c.example>
-S: 501 5.1.7 Bad sender address syntax
+S: 550 5.6.7 Non-ASCII address needs SMTPUTF8
 C: MAIL FROM:<a@[1.2.3]>
 S: 501 5.1.7 Bad sender address syntax
 C: MAIL FROM:<aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa@c.example>
@@ -61,8 +63,8 @@ C: RCPT TO:<user@[IPv6:zz::1]>
 S: 501 5.1.3 Bad recipient address syntax
 C: RCPT TO:<postmistress>
 S: 501 5.1.3 Bad recipient address syntax
-C: RCPT TO:<a@b.example> NOTIFY=NEVER
-S: 555 5.5.4 Unsupported parameter NOTIFY
+C: RCPT TO:<a@b.example> XFOO=1
+S: 555 5.5.4 Unsupported parameter XFOO
 C: RCPT TO:bob@mx.test
 S: 501 5.5.4 Syntax: RCPT TO:<address>
 C: RCPT <bob@mx.test>

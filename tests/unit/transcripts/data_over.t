@@ -1,0 +1,25 @@
+# Between the limit and twice it: read to the end, 552, the session goes on.
+!max_message_size 1024
+S: 220 mx.test ESMTP mxd
+C: EHLO c.example
+S: 250-mx.test
+S: 250-PIPELINING
+S: 250-SIZE 1024
+S: 250-8BITMIME
+S: 250-SMTPUTF8
+S: 250-CHUNKING
+S: 250 ENHANCEDSTATUSCODES
+C: MAIL FROM:<a@c.example>
+S: 250 2.1.0 Ok
+C: RCPT TO:<b@mx.test>
+S: 250 2.1.5 Ok
+C: DATA
+S: 354 End data with <CR><LF>.<CR><LF>
+!repeat 120 0123456789
+C:
+C: .
+S: 552 5.3.4 Message size exceeds fixed maximum message size
+E: ABORT too_big
+C: QUIT
+S: 221 2.0.0 Bye
+E: CLOSE quit
