@@ -573,7 +573,8 @@ smtp_session_closing(const struct smtp_session *s)
 bool
 smtp_session_in_data(const struct smtp_session *s)
 {
-	return s->mode == MODE_DATA || s->wait == WAIT_MSG;
+	return s->mode == MODE_DATA || s->mode == MODE_BDAT ||
+	    s->wait == WAIT_MSG;
 }
 
 bool

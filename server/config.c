@@ -73,8 +73,20 @@ static const struct key keys[] = {
 	    "sessions at once; more wait in the backlog (default 1000)" },
 	{ "max_connections_per_ip", K_UINT, OFF(max_connections_per_ip), 0,
 	    1000000, "per client address, 0 = no limit (default 50)" },
+	{ "max_connection_rate", K_UINT, OFF(max_connection_rate), 0,
+	    1000000, "new connections per client address per minute, "
+	    "0 = no limit (default 0)" },
+	{ "max_messages_per_connection", K_UINT, OFF(smtp.limits.msgs_max),
+	    0, 1000000, "accepted messages per session, 0 = no limit "
+	    "(default 1000)" },
+	{ "greeting_delay", K_DURATION, OFF(greeting_delay), 0, 60,
+	    "wait before the 220; talking meanwhile is refused (default 0)" },
 	{ "idle_timeout", K_DURATION, OFF(idle_timeout), 1, 86400,
 	    "wait for a command or data, s/m/h (default 300s)" },
+	{ "min_data_rate", K_UINT, OFF(min_data_rate), 0, 1000000000,
+	    "octets/s a message body must keep up, 0 = off (default 500)" },
+	{ "dsn", K_BOOL, OFF(smtp.dsn), 0, 0,
+	    "offer DSN (RFC 3461); see mxd.conf(5) (default no)" },
 	{ "shutdown_grace", K_DURATION, OFF(shutdown_grace), 0, 3600,
 	    "time for DATA to finish on SIGTERM (default 30s)" },
 	{ "bare_newline", K_BARE_NEWLINE, OFF(smtp.bare_newline), 0, 0,
@@ -118,7 +130,7 @@ config_print_keys(FILE *f)
 	size_t i;
 
 	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
-		fprintf(f, "  %-24s %s\n", keys[i].name, keys[i].help);
+		fprintf(f, "  %-28s  %s\n", keys[i].name, keys[i].help);
 }
 
 bool
@@ -141,6 +153,7 @@ config_init(struct config *c)
 	c->max_connections_per_ip = SMTP_DEF_CONN_PER_IP;
 	c->idle_timeout = SMTP_DEF_IDLE_TIMEOUT;
 	c->shutdown_grace = SMTP_DEF_SHUTDOWN_GRACE;
+	c->min_data_rate = 500;
 	c->delivery_threads = 4;
 	c->log_level = LOG_INFO;
 	c->log_format = LOG_LOGFMT;

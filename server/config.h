@@ -44,6 +44,9 @@ struct config {
 	struct smtp_config	 smtp;		/* limits, policy for proto */
 	unsigned		 max_connections;
 	unsigned		 max_connections_per_ip;
+	unsigned		 max_connection_rate;	/* per IP per minute */
+	double			 greeting_delay;	/* 0: greet at once */
+	unsigned		 min_data_rate;		/* octets/s in DATA */
 	double			 idle_timeout;	/* seconds */
 	double			 shutdown_grace;
 	unsigned		 delivery_threads;

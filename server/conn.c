@@ -86,6 +86,8 @@ struct conn {
 	char			*helo;
 	bool			 esmtp;
 
+	bool			 greet_pending;	/* greeting_delay runs */
+	uint64_t		 data_bytes;	/* read for this message */
 	bool			 busy;		/* delivery job: no input */
 	bool			 read_blocked;	/* last read wanted the fd */
 	bool			 closing;	/* flush output, then close */
@@ -351,13 +353,17 @@ ev_rcpt(struct conn *c, const struct smtp_event *ev)
 		    ev->path.domain_len) == 0)
 			r = SMTP_RCPT_OK;
 	if (r == SMTP_RCPT_OK && c->txn != NULL &&
-	    delivery_txn_add_rcpt(c->txn, &ev->path) != 0)
+	    delivery_txn_add_rcpt(c->txn, ev) != 0)
 		r = SMTP_RCPT_TEMPFAIL;
 	if (c->txn == NULL)
 		r = SMTP_RCPT_TEMPFAIL;
 
 	log_begin(&l, LOG_INFO, c->sid, "rcpt");
 	log_path(&l, "to", &ev->path);
+	if (ev->notify != 0)
+		log_uint(&l, "notify", ev->notify);
+	if (ev->orcpt != NULL)
+		log_strn(&l, "orcpt", ev->orcpt, ev->orcpt_len);
 	log_str(&l, "result", r == SMTP_RCPT_OK ? "ok" :
 	    r == SMTP_RCPT_RELAY_DENIED ? "relay_denied" : "tempfail");
 	log_end(&l);
@@ -373,14 +379,14 @@ ev_data(struct conn *c)
 	char tlsinfo[160];
 
 	c->data_start = ev_now(c->srv->loop);
+	c->data_bytes = 0;
 	if (c->txn == NULL)
 		return;
 	tr.helo = c->helo != NULL ? c->helo : "unknown";
 	tr.client_ip = c->ip;
 	tr.client_v6 = c->v6;
-	/* RFC 3848: ESMTPS once STARTTLS is up. */
-	tr.protocol = c->esmtp ? (c->tls != NULL ? "ESMTPS" : "ESMTP") :
-	    "SMTP";
+	tr.esmtp = c->esmtp;
+	tr.tls_active = c->tls != NULL;
 	tr.tls = NULL;
 	if (c->tls != NULL) {
 		snprintf(tlsinfo, sizeof(tlsinfo), "using %s with cipher %s",
@@ -467,7 +473,7 @@ handle(struct conn *c, const struct smtp_event *ev)
 		drop_txn(c);
 		c->nmsg++;
 		snprintf(id, sizeof(id), "%s-%u", c->sid, c->nmsg);
-		c->txn = delivery_txn_create(c->srv->delivery, id, &ev->path);
+		c->txn = delivery_txn_create(c->srv->delivery, id, ev);
 		log_begin(&l, LOG_INFO, c->sid, "mail");
 		log_path(&l, "from", &ev->path);
 		if (ev->size != 0)
@@ -475,6 +481,15 @@ handle(struct conn *c, const struct smtp_event *ev)
 		if (ev->body != SMTP_BODY_NONE)
 			log_str(&l, "body", ev->body == SMTP_BODY_7BIT ?
 			    "7bit" : "8bitmime");
+		if (ev->smtputf8)
+			log_str(&l, "smtputf8", "yes");
+		if (ev->requiretls)
+			log_str(&l, "requiretls", "yes");
+		if (ev->ret != SMTP_RET_NONE)
+			log_str(&l, "ret", ev->ret == SMTP_RET_FULL ? "full" :
+			    "hdrs");
+		if (ev->envid != NULL)
+			log_strn(&l, "envid", ev->envid, ev->envid_len);
 		log_end(&l);
 		break;
 	case SMTP_EV_RCPT:
@@ -834,6 +849,60 @@ tls_begin(struct conn *c)
 
 /* ---- watchers --------------------------------------------------------- */
 
+/*
+ * greeting_delay: the client talked before our 220.  A well-behaved
+ * SMTP client waits for the greeting (RFC 5321 3.1); bots that blast
+ * their commands do not.  Logged and counted once; proto replies (554,
+ * or nothing to an HTTP request) and closes.
+ */
+static void
+pregreet(struct conn *c, const char *p, size_t n)
+{
+	struct logline l;
+
+	c->greet_pending = false;
+	c->srv->stats.pregreet++;
+	log_begin(&l, LOG_INFO, c->sid, "pregreet");
+	log_uint(&l, "bytes", n);
+	log_strn(&l, "data", p, n > 64 ? 64 : n);
+	log_end(&l);
+	smtp_session_pregreet(c->smtp);
+	pump(c);
+}
+
+/*
+ * min_data_rate: a message body gets idle_timeout plus one second per
+ * min_data_rate octets received, in all, so a client trickling a byte
+ * now and then cannot hold a session for ever (Postfix's
+ * smtpd_min_data_rate).  Past it: 421 4.4.2, as for a timeout.  True
+ * when the session was told so (and may be gone).
+ */
+static bool
+too_slow(struct conn *c)
+{
+	const struct config *cfg = c->srv->cfg;
+	ev_tstamp used, allowed;
+	struct logline l;
+
+	if (cfg->min_data_rate == 0 || c->busy ||
+	    !smtp_session_in_data(c->smtp))
+		return false;
+	used = ev_now(c->srv->loop) - c->data_start;
+	allowed = cfg->idle_timeout + (double)c->data_bytes /
+	    cfg->min_data_rate;
+	if (used <= allowed)
+		return false;
+	c->srv->stats.slow_data++;
+	log_begin(&l, LOG_INFO, c->sid, "slow_data");
+	log_uint(&l, "bytes", c->data_bytes);
+	log_int(&l, "ms", (long long)(used * 1000));
+	log_end(&l);
+	drop_txn(c);
+	smtp_session_hangup(c->smtp, SMTP_HANGUP_TIMEOUT);
+	pump(c);
+	return true;
+}
+
 static void
 on_read(struct ev_loop *loop, ev_io *w, int revents)
 {
@@ -868,6 +937,14 @@ on_read(struct ev_loop *loop, ev_io *w, int revents)
 			debug_bytes(c, "recv", p, (size_t)n);
 		smtp_session_input_commit(c->smtp, (size_t)n);
 		c->bytes_in += (uint64_t)n;
+		if (c->greet_pending) {
+			pregreet(c, p, (size_t)n);
+			return;
+		}
+		if (smtp_session_in_data(c->smtp))
+			c->data_bytes += (uint64_t)n;
+		if (too_slow(c))
+			return;
 		if (!c->closing)
 			ev_timer_again(loop, &c->timer);
 		pump(c);
@@ -935,6 +1012,14 @@ on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 	case PH_TLS_START:
 	case PH_SMTP:
 		break;
+	}
+	if (c->greet_pending) {
+		/* The client waited, as it should: greet it now. */
+		c->greet_pending = false;
+		smtp_session_greet(c->smtp);
+		idle_timer(c);
+		pump(c);
+		return;
 	}
 	if (c->closing) {
 		/* The client does not take our last reply: give up. */
@@ -1049,15 +1134,28 @@ conn_accept(struct listener *lst, int fd, const struct sockaddr *sa,
 	log_str(&l, "listener", lst->bound);
 	n = ipcount_add(srv, c->ipkey, 1);
 	c->ip_counted = true;
+	srv->stats.connections++;
 	if (cfg->max_connections_per_ip != 0 &&
 	    n > cfg->max_connections_per_ip) {
 		log_str(&l, "refused", "too_many_connections_ip");
 		log_end(&l);
 		smtp_session_hangup(c->smtp, SMTP_HANGUP_TOO_MANY_CONN_IP);
+	} else if (!rate_allow(srv, c->ipkey)) {
+		srv->stats.rate_limited++;
+		log_str(&l, "refused", "connection_rate");
+		log_end(&l);
+		smtp_session_hangup(c->smtp, SMTP_HANGUP_TOO_FAST);
 	} else {
 		if (fallback)
 			log_str(&l, "tls_fallback", "starttls_not_offered");
 		log_end(&l);
+		if (cfg->greeting_delay > 0) {
+			/* The 220 waits; on_read watches for early talk. */
+			c->greet_pending = true;
+			set_timer(c, cfg->greeting_delay);
+			ev_io_start(srv->loop, &c->rio);
+			return;
+		}
 		smtp_session_greet(c->smtp);
 	}
 	pump(c);

@@ -8,9 +8,11 @@
  * transaction: the connection stops reading while a flush runs.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "config.h"
@@ -55,7 +57,7 @@ delivery_describe(const struct delivery *d)
 
 struct delivery_txn *
 delivery_txn_create(struct delivery *d, const char *id,
-    const struct smtp_path *sender)
+    const struct smtp_event *mail)
 {
 	struct delivery_txn *t;
 
@@ -65,12 +67,29 @@ delivery_txn_create(struct delivery *d, const char *id,
 	t->d = d;
 	t->fd = -1;
 	snprintf(t->id, sizeof(t->id), "%s", id);
-	t->sender = strndup(sender->addr, sender->addr_len);
-	if (t->sender == NULL) {
+	t->smtputf8 = mail->smtputf8;
+	t->requiretls = mail->requiretls;
+	t->ret = mail->ret;
+	t->sender = strndup(mail->path.addr, mail->path.addr_len);
+	if (mail->envid != NULL)
+		t->envid = strndup(mail->envid, mail->envid_len);
+	if (t->sender == NULL || (mail->envid != NULL && t->envid == NULL)) {
+		free(t->sender);
+		free(t->envid);
 		free(t);
 		return NULL;
 	}
 	return t;
+}
+
+const char *
+delivery_protocol(const struct delivery_trace *tr, bool smtputf8)
+{
+	if (smtputf8)
+		return tr->tls_active ? "UTF8SMTPS" : "UTF8SMTP";
+	if (!tr->esmtp)
+		return "SMTP";
+	return tr->tls_active ? "ESMTPS" : "ESMTP";
 }
 
 static void
@@ -78,10 +97,13 @@ txn_free(struct delivery_txn *t)
 {
 	unsigned i;
 
-	for (i = 0; i < t->nrcpt; i++)
+	for (i = 0; i < t->nrcpt; i++) {
 		free(t->rcpts[i].addr);
+		free(t->rcpts[i].orcpt);
+	}
 	free(t->rcpts);
 	free(t->sender);
+	free(t->envid);
 	free(t->buf);
 	free(t->tmp_path);
 	free(t->name);
@@ -92,7 +114,7 @@ txn_free(struct delivery_txn *t)
 }
 
 int
-delivery_txn_add_rcpt(struct delivery_txn *t, const struct smtp_path *rcpt)
+delivery_txn_add_rcpt(struct delivery_txn *t, const struct smtp_event *rcpt)
 {
 	struct delivery_rcpt *r;
 
@@ -101,10 +123,17 @@ delivery_txn_add_rcpt(struct delivery_txn *t, const struct smtp_path *rcpt)
 		return -1;
 	t->rcpts = r;
 	r = &t->rcpts[t->nrcpt];
-	r->addr = strndup(rcpt->addr, rcpt->addr_len);
-	if (r->addr == NULL)
+	memset(r, 0, sizeof(*r));
+	r->addr = strndup(rcpt->path.addr, rcpt->path.addr_len);
+	if (rcpt->orcpt != NULL)
+		r->orcpt = strndup(rcpt->orcpt, rcpt->orcpt_len);
+	if (r->addr == NULL || (rcpt->orcpt != NULL && r->orcpt == NULL)) {
+		free(r->addr);
+		free(r->orcpt);
 		return -1;
-	r->local_len = rcpt->local_len;
+	}
+	r->local_len = rcpt->path.local_len;
+	r->notify = rcpt->notify;
 	t->nrcpt++;
 	return 0;
 }
@@ -156,52 +185,133 @@ put(struct delivery_txn *t, const char *p, size_t n)
 	return 0;
 }
 
+static int
+putf(struct delivery_txn *t, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* One header line (or continuation), formatted; its line end added. */
+static int
+putf(struct delivery_txn *t, const char *fmt, ...)
+{
+	const char *nl = t->d->be->lf_only ? "\n" : "\r\n";
+	char line[1400];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line) - 2, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(line) - 2)
+		return -1;
+	memcpy(line + n, nl, strlen(nl));
+	return put(t, line, (size_t)n + strlen(nl));
+}
+
 /*
- * Return-Path (RFC 5321 4.4, RFC 5322 3.6.7) and Received, in the form
- * of RFC 5321 4.4's Stamp:
+ * ORCPT's address for Original-Recipient (RFC 3798 2.3, RFC 8098 2.3):
+ * "type;" and the xtext decoded, when what it decodes to is printable
+ * ASCII (RFC 3461 4.2 says it must be); otherwise, and for RFC 6533's
+ * utf-8 type, as given.  Never a control character: no header can be
+ * forged through it.
+ */
+static void
+orcpt_text(const char *orcpt, char *out, size_t outlen)
+{
+	const char *semi = strchr(orcpt, ';'), *p;
+	size_t o;
+
+	snprintf(out, outlen, "%s", orcpt);
+	if (semi == NULL || strncasecmp(orcpt, "rfc822;", 7) != 0)
+		return;
+	o = (size_t)(semi + 1 - orcpt);
+	for (p = semi + 1; *p && o + 1 < outlen; p++) {
+		unsigned v = (unsigned char)*p;
+
+		if (*p == '+' && sscanf(p + 1, "%2x", &v) == 1)
+			p += 2;
+		if (v < 32 || v > 126) {
+			snprintf(out, outlen, "%s", orcpt);
+			return;
+		}
+		out[o++] = (char)v;
+	}
+	out[o] = 0;
+}
+
+/*
+ * The header block written before the body:
  *
- *   Received: from HELO ([IP])
- *           by HOSTNAME (mxd) with ESMTP id ID
+ *   Return-Path: <SENDER>                          (RFC 5321 4.4)
+ *   Original-Recipient: rfc822;ADDR                (RFC 3798 2.3)
+ *   Received: from HELO ([IP])                     (RFC 5321 4.4)
+ *           by HOSTNAME (mxd) with ESMTPS id ID
+ *           (using TLSv1.3 with cipher ...)
  *           for <RCPT>; DATE
+ *   X-Mxd-Envelope: smtputf8; requiretls; ret=HDRS; envid=ID;
+ *           notify=SUCCESS,DELAY
  *
- * No DNS: the TCP-info is the address literal alone.  "for" is given
- * only with one recipient (RFC 5321 7.2: do not disclose the others).
- * The HELO name and paths were checked by proto's grammar, which admits
- * neither CR nor LF, so none of it can start a header of its own.
+ * No DNS: the TCP-info is the address literal alone.  "for", the
+ * Original-Recipient and notify= are given only with one recipient: the
+ * file is shared by every recipient's copy (hard links), and RFC 5321
+ * 7.2 asks not to disclose the others.  X-Mxd-Envelope records what the
+ * envelope said that no standard header carries (RFC 8689 4.1 asks the
+ * REQUIRETLS tag to be kept, RFC 3461 the DSN parameters), and is left
+ * out when there is nothing to say.  The HELO name, paths and parameter
+ * values were checked by proto's grammar, which admits neither CR nor
+ * LF, so none of it can start a header of its own.
  */
 int
 delivery_txn_begin_data(struct delivery_txn *t,
     const struct delivery_trace *tr)
 {
-	const char *nl = t->d->be->lf_only ? "\n" : "\r\n";
-	char date[64], line[1400];
+	const struct delivery_rcpt *one = t->nrcpt == 1 ? &t->rcpts[0] : NULL;
+	char date[64], env[600], orcpt[520];
 	struct tm tm;
 	time_t now = time(NULL);
-	int n;
+	size_t o = 0;
 
 	gmtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
-	n = snprintf(line, sizeof(line),
-	    "Return-Path: <%s>%s"
-	    "Received: from %s ([%s%s])%s"
-	    "\tby %s (mxd) with %s id %s%s",
-	    t->sender, nl,
-	    tr->helo, tr->client_v6 ? "IPv6:" : "", tr->client_ip, nl,
-	    t->d->cfg->hostname, tr->protocol, t->id, nl);
-	if (n < 0 || (size_t)n >= sizeof(line) || put(t, line, (size_t)n))
+	if (putf(t, "Return-Path: <%s>", t->sender) != 0)
 		return -1;
-	if (tr->tls != NULL) {
-		n = snprintf(line, sizeof(line), "\t(%s)%s", tr->tls, nl);
-		if (n < 0 || (size_t)n >= sizeof(line) ||
-		    put(t, line, (size_t)n))
+	if (one != NULL && one->orcpt != NULL) {
+		orcpt_text(one->orcpt, orcpt, sizeof(orcpt));
+		if (putf(t, "Original-Recipient: %s", orcpt) != 0)
 			return -1;
 	}
-	if (t->nrcpt == 1)
-		n = snprintf(line, sizeof(line), "\tfor <%s>; %s%s",
-		    t->rcpts[0].addr, date, nl);
-	else
-		n = snprintf(line, sizeof(line), "\t; %s%s", date, nl);
-	if (n < 0 || (size_t)n >= sizeof(line) || put(t, line, (size_t)n))
+	if (putf(t, "Received: from %s ([%s%s])", tr->helo,
+	    tr->client_v6 ? "IPv6:" : "", tr->client_ip) != 0 ||
+	    putf(t, "\tby %s (mxd) with %s id %s", t->d->cfg->hostname,
+	    delivery_protocol(tr, t->smtputf8), t->id) != 0 ||
+	    (tr->tls != NULL && putf(t, "\t(%s)", tr->tls) != 0))
+		return -1;
+	if ((one != NULL ? putf(t, "\tfor <%s>; %s", one->addr, date) :
+	    putf(t, "\t; %s", date)) != 0)
+		return -1;
+
+	env[0] = 0;
+#define ENV(...) o += (size_t)snprintf(env + o, o < sizeof(env) ? \
+    sizeof(env) - o : 0, __VA_ARGS__)
+	if (t->smtputf8)
+		ENV("; smtputf8");
+	if (t->requiretls)
+		ENV("; requiretls");
+	if (t->ret != SMTP_RET_NONE)
+		ENV("; ret=%s", t->ret == SMTP_RET_FULL ? "FULL" : "HDRS");
+	if (t->envid != NULL)
+		ENV("; envid=%s", t->envid);
+	if (one != NULL && one->notify != 0)
+		ENV("; notify=%s%s%s%s",
+		    one->notify & SMTP_NOTIFY_NEVER ? "NEVER," : "",
+		    one->notify & SMTP_NOTIFY_SUCCESS ? "SUCCESS," : "",
+		    one->notify & SMTP_NOTIFY_FAILURE ? "FAILURE," : "",
+		    one->notify & SMTP_NOTIFY_DELAY ? "DELAY," : "");
+#undef ENV
+	if (o >= sizeof(env))
+		return -1;
+	if (o > 0 && env[o - 1] == ',')
+		env[--o] = 0;
+	if (o > 0 && putf(t, "X-Mxd-Envelope: %s", env + 2) != 0)
 		return -1;
 	return 0;
 }

@@ -32,9 +32,14 @@ struct delivery_trace {
 	const char	*helo;		/* as the client gave it */
 	const char	*client_ip;	/* "192.0.2.1", "2001:db8::1" */
 	bool		 client_v6;
-	const char	*protocol;	/* "SMTP", "ESMTP", "ESMTPS" */
-	const char	*tls;		/* NULL, or "TLSv1.3 TLS_AES_..." */
+	bool		 esmtp;
+	bool		 tls_active;
+	const char	*tls;		/* NULL, or "using TLSv1.3 with ..." */
 };
+
+/* The protocol of RFC 5321 4.4's "with" clause (RFC 3848, RFC 6531). */
+const char	*delivery_protocol(const struct delivery_trace *tr,
+		    bool smtputf8);
 
 /*
  * Body bytes are buffered up to this, then written out by a worker while
@@ -48,12 +53,15 @@ void		 delivery_destroy(struct delivery *d);
 /* "maildir:./mail", for the start-up line. */
 const char	*delivery_describe(const struct delivery *d);
 
-/* The id is the message's "queued as" id; copied. */
+/*
+ * The id is the message's "queued as" id; mail is proto's MAIL event
+ * (sender and parameters).  Both are copied.
+ */
 struct delivery_txn *delivery_txn_create(struct delivery *d, const char *id,
-		    const struct smtp_path *sender);
-/* 0, or -1 when out of memory. */
+		    const struct smtp_event *mail);
+/* rcpt is proto's RCPT event (path, NOTIFY, ORCPT); copied.  0 or -1. */
 int		 delivery_txn_add_rcpt(struct delivery_txn *t,
-		    const struct smtp_path *rcpt);
+		    const struct smtp_event *rcpt);
 unsigned	 delivery_txn_rcpt_count(const struct delivery_txn *t);
 const char	*delivery_txn_id(const struct delivery_txn *t);
 

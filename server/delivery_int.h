@@ -14,8 +14,10 @@
 #include "worker.h"
 
 struct delivery_rcpt {
-	char	*addr;		/* local@domain, or "postmaster" */
-	size_t	 local_len;	/* addr[0..local_len) is the local part */
+	char		*addr;		/* local@domain, or "postmaster" */
+	size_t		 local_len;	/* addr[0..local_len) is the local part */
+	unsigned	 notify;	/* SMTP_NOTIFY_*, 0: none given */
+	char		*orcpt;		/* "type;xtext" as given, or NULL */
 };
 
 struct delivery_backend {
@@ -54,6 +56,10 @@ struct delivery_txn {
 
 	char			 id[40];
 	char			*sender;	/* "" for <> */
+	bool			 smtputf8;
+	bool			 requiretls;
+	enum smtp_ret		 ret;
+	char			*envid;		/* xtext as given, or NULL */
 	struct delivery_rcpt	*rcpts;
 	unsigned		 nrcpt;
 

@@ -279,12 +279,70 @@ fallback_active(struct server *srv, const unsigned char key[16])
 	return fallback_find(srv, key, true) != NULL;
 }
 
+/* ---- connection rate (max_connection_rate) --------------------------- */
+
+/*
+ * A bucket of max_connection_rate tokens per address, refilled evenly
+ * over a minute: a burst up to the rate is fine, a sustained rate above
+ * it is refused.  A full bucket is the same as no entry, so entries
+ * idle for a minute are dropped as the chain is walked.
+ */
+bool
+rate_allow(struct server *srv, const unsigned char key[16])
+{
+	struct rate_entry **pp, *e, *found = NULL;
+	double cap = srv->cfg->max_connection_rate;
+	ev_tstamp now = ev_now(srv->loop);
+	size_t b;
+
+	if (cap <= 0)
+		return true;
+	b = ip_hash(srv, key);
+	for (pp = &srv->rate[b]; (e = *pp) != NULL;) {
+		if (memcmp(e->key, key, 16) == 0) {
+			found = e;
+		} else if (now - e->last >= 60) {
+			*pp = e->next;
+			free(e);
+			srv->nrate--;
+			continue;
+		}
+		pp = &e->next;
+	}
+	if (found == NULL) {
+		/* Bounded: past RATE_MAX addresses, no more are tracked. */
+		if (srv->nrate >= RATE_MAX ||
+		    (found = calloc(1, sizeof(*found))) == NULL)
+			return true;
+		memcpy(found->key, key, 16);
+		found->tokens = cap;
+		found->last = now;
+		found->next = srv->rate[b];
+		srv->rate[b] = found;
+		srv->nrate++;
+	}
+	found->tokens += (now - found->last) * cap / 60;
+	if (found->tokens > cap)
+		found->tokens = cap;
+	found->last = now;
+	if (found->tokens < 1)
+		return false;
+	found->tokens -= 1;
+	return true;
+}
+
 void
 server_free_tables(struct server *srv)
 {
 	size_t i;
 
 	for (i = 0; i < IPCOUNT_BUCKETS; i++) {
+		while (srv->rate[i] != NULL) {
+			struct rate_entry *r = srv->rate[i];
+
+			srv->rate[i] = r->next;
+			free(r);
+		}
 		while (srv->ipcount[i] != NULL) {
 			struct ipcount_entry *e = srv->ipcount[i];
 
@@ -299,4 +357,5 @@ server_free_tables(struct server *srv)
 		}
 	}
 	srv->nfallback = 0;
+	srv->nrate = 0;
 }

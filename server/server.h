@@ -54,6 +54,26 @@ struct fallback_entry {
 
 #define FALLBACK_MAX	65536
 
+/* New connections per client address: a token bucket each. */
+struct rate_entry {
+	unsigned char		 key[16];
+	double			 tokens;
+	ev_tstamp		 last;
+	struct rate_entry	*next;
+};
+
+#define RATE_MAX	65536
+
+/* Counted for the stop line (and, later, metrics). */
+struct server_stats {
+	unsigned long long	 connections;
+	unsigned long long	 pregreet;
+	unsigned long long	 http_requests;
+	unsigned long long	 floods;
+	unsigned long long	 rate_limited;
+	unsigned long long	 slow_data;
+};
+
 struct server {
 	struct ev_loop		*loop;
 	const struct config	*cfg;
@@ -78,6 +98,9 @@ struct server {
 	struct tls_server	*tls;		/* new handshakes use this */
 	struct fallback_entry	*fallback[IPCOUNT_BUCKETS];
 	unsigned		 nfallback;
+	struct rate_entry	*rate[IPCOUNT_BUCKETS];
+	unsigned		 nrate;
+	struct server_stats	 stats;
 
 	uint64_t		 sid_next;	/* random start, then +1 */
 };
@@ -99,6 +122,8 @@ struct tls_server *server_tls_load(const struct config *cfg, bool print,
 void	server_reload_tls(struct server *srv);
 void	fallback_note(struct server *srv, const unsigned char key[16]);
 bool	fallback_active(struct server *srv, const unsigned char key[16]);
+/* max_connection_rate: may this address open one more connection now? */
+bool	rate_allow(struct server *srv, const unsigned char key[16]);
 void	server_free_tables(struct server *srv);
 void	server_conn_gone(struct server *srv);
 void	server_shutdown(struct server *srv);

@@ -28,6 +28,8 @@ EHLO_LINES = [
     "250-PIPELINING",
     "250-SIZE 26214400",
     "250-8BITMIME",
+    "250-SMTPUTF8",
+    "250-CHUNKING",
     "250-STARTTLS",
     "250 ENHANCEDSTATUSCODES",
 ]
@@ -712,16 +714,16 @@ def test_out_of_sequence_is_503(start_mxd):
      "501 5.1.7 Sender address too long"),
     ("MAIL FROM:<a@client.example> FOO=bar",
      "555 5.5.4 Unsupported parameter FOO"),
-    ("MAIL FROM:<a@client.example> SMTPUTF8",
-     "555 5.5.4 Unsupported parameter SMTPUTF8"),
-    ("MAIL FROM:<a@client.example> SIZE=abc", "501 5.5.4 Bad SIZE value"),
+    ("MAIL FROM:<a@client.example> SMTPUTF8=yes",
+     "501 5.5.4 Bad SMTPUTF8 parameter"),
+    ("MAIL FROM:<a@client.example> SIZE=abc", "501 5.5.4 Bad SIZE parameter"),
     ("MAIL FROM:<a@client.example> SIZE=1 SIZE=2",
      "501 5.5.4 Duplicate SIZE parameter"),
-    ("MAIL FROM:<a@client.example> BODY=9BIT", "501 5.5.4 Bad BODY value"),
+    ("MAIL FROM:<a@client.example> BODY=9BIT", "501 5.5.4 Bad BODY parameter"),
     ("MAIL FROM:<a@client.example> SIZE=26214401",
      "552 5.3.4 Message size exceeds fixed maximum message size"),
     ("MAIL FROM:<a@client.example> SIZE=99999999999999999999999",
-     "501 5.5.4 Bad SIZE value"),
+     "501 5.5.4 Bad SIZE parameter"),
 ])
 def test_mail_syntax_and_parameters(start_mxd, line, reply):
     mxd = start(start_mxd)
