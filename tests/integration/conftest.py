@@ -9,6 +9,7 @@ assumed to be running.
 import os
 import pathlib
 import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -18,6 +19,9 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BINARY = os.environ.get("MXD_BINARY", str(ROOT / "build" / "server" / "mxd"))
+# The valgrind test setup runs every served mxd under this (meson test
+# --setup valgrind); empty otherwise.
+WRAPPER = shlex.split(os.environ.get("MXD_WRAPPER", ""))
 
 
 class Mxd:
@@ -28,7 +32,7 @@ class Mxd:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.maildir = self.workdir / "mail"
         self.logpath = self.workdir / "mxd.log"
-        argv = [BINARY]
+        argv = WRAPPER + [BINARY]
         if config is not None:
             conf = self.workdir / "mxd.conf"
             conf.write_text(config)
@@ -46,7 +50,7 @@ class Mxd:
             argv, cwd=self.workdir, stdout=subprocess.PIPE,
             stderr=self._log, env=env)
         self.listening = []
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + (60 if WRAPPER else 10)
         while True:
             line = self.proc.stdout.readline().decode()
             if not line:
@@ -125,7 +129,7 @@ class Mxd:
     def signal(self, sig):
         self.proc.send_signal(sig)
 
-    def stop(self, timeout=10):
+    def stop(self, timeout=60 if WRAPPER else 10):
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:

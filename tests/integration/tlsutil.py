@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import BINARY, Mxd, RawClient, quiet, stop_all
+from conftest import BINARY, WRAPPER, Mxd, RawClient, quiet, stop_all
 
 HOST = "mx.test"
 
@@ -54,7 +54,7 @@ class TlsMxd(Mxd):
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.maildir = self.workdir / "mail"
         self.logpath = self.workdir / "mxd.log"
-        argv = [BINARY]
+        argv = WRAPPER + [BINARY]
         if not any(a in ("-l", "--listen") for a in args):
             argv += ["--listen", "127.0.0.1:0"]
         if "-m" not in args and "--maildir" not in args:
@@ -69,7 +69,7 @@ class TlsMxd(Mxd):
             stderr=self._log, env=env)
         self.listening = []
         want = max(1, sum(1 for a in args if a in ("-l", "--listen")))
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + (60 if WRAPPER else 10)
         while len(self.listening) < want:
             line = self.proc.stdout.readline().decode()
             if not line:
