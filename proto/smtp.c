@@ -46,6 +46,7 @@ smtp_reason_name(enum smtp_reason r)
 	case SMTP_REASON_HTTP:			return "http_request";
 	case SMTP_REASON_FLOOD:			return "flood";
 	case SMTP_REASON_TOO_MANY_MSGS:		return "too_many_messages";
+	case SMTP_REASON_CONNECTION_RATE:	return "connection_rate";
 	}
 	return "unknown";
 }
@@ -159,7 +160,7 @@ smtp_reply(struct smtp_session *s, int code, const char *enh,
 	p[n++] = '\n';
 	s->out_len += n;
 
-	if (code >= 500 && s->mode == MODE_CMD) {
+	if (code >= 500 && s->mode == MODE_CMD && !s->errors_exempt) {
 		s->errors++;
 		if (s->cfg->limits.errors_max != 0 &&
 		    s->errors >= s->cfg->limits.errors_max) {
@@ -421,14 +422,27 @@ smtp_txn_reset(struct smtp_session *s)
 	s->data_size = 0;
 }
 
+/*
+ * Refuse what was sent and close.  The refusal is what the REJECT event
+ * reports (not the 421), and it is no "bad command": the session ends
+ * for the flood, not for too many errors.
+ */
 void
 smtp_flood(struct smtp_session *s, int code, const char *enh,
     const char *text, const char *why)
 {
+	int c;
+	size_t t;
+
+	s->errors_exempt = true;
 	smtp_reply(s, code, enh, "%s", text);
-	if (s->mode != MODE_CLOSING)
-		smtp_reply(s, 421, "4.7.0", "%s Error: %s, closing",
-		    s->cfg->hostname, why);
+	c = s->last_code;
+	t = s->last_text_off;
+	smtp_reply(s, 421, "4.7.0", "%s Error: %s, closing", s->cfg->hostname,
+	    why);
+	s->last_code = c;
+	s->last_text_off = t;
+	s->errors_exempt = false;
 	smtp_close(s, SMTP_REASON_FLOOD);
 }
 
@@ -466,8 +480,10 @@ smtp_session_pregreet(struct smtp_session *s)
 		smtp_close(s, SMTP_REASON_HTTP);
 		return;
 	}
+	s->errors_exempt = true;
 	smtp_reply(s, 554, "5.5.1", "%s Error: talked before the greeting",
 	    s->cfg->hostname);
+	s->errors_exempt = false;
 	smtp_close(s, SMTP_REASON_PREGREET);
 }
 
@@ -497,7 +513,7 @@ smtp_session_hangup(struct smtp_session *s, enum smtp_hangup why)
 		smtp_reply(s, 421, "4.7.0",
 		    "%s Too many connections from your address, slow down",
 		    h);
-		smtp_close(s, SMTP_REASON_TOO_MANY_CONN_IP);
+		smtp_close(s, SMTP_REASON_CONNECTION_RATE);
 		break;
 	}
 }

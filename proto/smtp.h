@@ -114,6 +114,7 @@ enum smtp_reason {
 	SMTP_REASON_HTTP,		/* an HTTP request line */
 	SMTP_REASON_FLOOD,		/* input that can never be accepted */
 	SMTP_REASON_TOO_MANY_MSGS,
+	SMTP_REASON_CONNECTION_RATE,
 };
 
 const char	*smtp_reason_name(enum smtp_reason r);

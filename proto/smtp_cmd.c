@@ -262,9 +262,15 @@ mail_param(struct smtp_session *s, const struct smtp_param *p,
 		 * names no reply for a plaintext session; this is RFC 3207
 		 * 4's for a command that needs TLS.
 		 */
-		if (!s->tls_active) {
+		if (!s->tls_active && s->cfg->tls_available) {
 			smtp_reply(s, 530, "5.7.0",
 			    "Must issue a STARTTLS command first");
+			return false;
+		}
+		if (!s->tls_active) {
+			/* No TLS here at all: not offered, not known. */
+			smtp_reply(s, 555, "5.5.4",
+			    "Unsupported parameter REQUIRETLS");
 			return false;
 		}
 		ev->requiretls = true;

@@ -253,8 +253,11 @@ smtp_bdat_end(struct smtp_session *s, struct smtp_event *ev)
 		 * RFC 3030 2: the octets were read and dropped; the
 		 * transaction has failed and the client is to start again
 		 * (it may RSET first).  A body already begun is dropped.
+		 * A size refusal is policy, like DATA's: no bad command.
 		 */
+		s->errors_exempt = s->bdat_code == 552;
 		smtp_reply(s, s->bdat_code, s->bdat_enh, "%s", s->bdat_text);
+		s->errors_exempt = false;
 		ev->reason = s->bdat_code == 552 ? SMTP_REASON_TOO_BIG :
 		    SMTP_REASON_NONE;
 		smtp_txn_reset(s);

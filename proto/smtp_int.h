@@ -46,6 +46,7 @@ struct smtp_session {
 	bool		 esmtp;
 	bool		 tls_active;
 	unsigned	 errors;
+	bool		 errors_exempt;	/* this reply is no bad command */
 	/* Discarding an over-long command line up to its LF. */
 	bool		 cmd_skip;
 	size_t		 cmd_skipped;
