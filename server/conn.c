@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -87,6 +88,7 @@ struct conn {
 	bool			 esmtp;
 
 	bool			 greet_pending;	/* greeting_delay runs */
+	bool			 body_active;	/* a message body is coming in */
 	uint64_t		 data_bytes;	/* read for this message */
 	bool			 busy;		/* delivery job: no input */
 	bool			 read_blocked;	/* last read wanted the fd */
@@ -190,6 +192,19 @@ from_timer(ev_timer *w)
 	return (struct conn *)((char *)w - offsetof(struct conn, timer));
 }
 
+static const char *
+notify_text(unsigned bits, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s%s%s%s",
+	    bits & SMTP_NOTIFY_NEVER ? "NEVER," : "",
+	    bits & SMTP_NOTIFY_SUCCESS ? "SUCCESS," : "",
+	    bits & SMTP_NOTIFY_FAILURE ? "FAILURE," : "",
+	    bits & SMTP_NOTIFY_DELAY ? "DELAY," : "");
+	if (buf[0] != 0)
+		buf[strlen(buf) - 1] = 0;
+	return buf;
+}
+
 static void
 log_path(struct logline *l, const char *key, const struct smtp_path *p)
 {
@@ -205,6 +220,7 @@ drop_txn(struct conn *c)
 	delivery_txn_abort(c->txn);
 	c->txn = NULL;
 	c->txn_failed = false;
+	c->body_active = false;
 }
 
 /* ---- teardown --------------------------------------------------------- */
@@ -269,6 +285,24 @@ debug_bytes(struct conn *c, const char *what, const char *p, size_t n)
 	log_end(&l);
 }
 
+
+/*
+ * How much of a read is commands: up to the end of a BDAT line, whose
+ * chunk (message data) follows in the same read.  DATA's body comes in
+ * later reads, after the 354 (RFC 2920 3.1: DATA ends a group).
+ */
+static size_t
+transcript_len(const char *p, size_t n)
+{
+	const char *line = p, *lf;
+
+	while ((lf = memchr(line, '\n', n - (size_t)(line - p))) != NULL) {
+		if ((size_t)(lf - line) >= 4 && strncasecmp(line, "BDAT", 4) == 0)
+			return (size_t)(lf + 1 - p);
+		line = lf + 1;
+	}
+	return n;
+}
 
 /* Write what proto queued; false when the connection was closed. */
 static bool
@@ -338,6 +372,7 @@ ev_rcpt(struct conn *c, const struct smtp_event *ev)
 	const struct config *cfg = c->srv->cfg;
 	enum smtp_rcpt_result r = SMTP_RCPT_RELAY_DENIED;
 	struct logline l;
+	char notify[40];
 	size_t i;
 
 	/*
@@ -361,7 +396,8 @@ ev_rcpt(struct conn *c, const struct smtp_event *ev)
 	log_begin(&l, LOG_INFO, c->sid, "rcpt");
 	log_path(&l, "to", &ev->path);
 	if (ev->notify != 0)
-		log_uint(&l, "notify", ev->notify);
+		log_str(&l, "notify", notify_text(ev->notify, notify,
+		    sizeof(notify)));
 	if (ev->orcpt != NULL)
 		log_strn(&l, "orcpt", ev->orcpt, ev->orcpt_len);
 	log_str(&l, "result", r == SMTP_RCPT_OK ? "ok" :
@@ -380,6 +416,7 @@ ev_data(struct conn *c)
 
 	c->data_start = ev_now(c->srv->loop);
 	c->data_bytes = 0;
+	c->body_active = true;
 	if (c->txn == NULL)
 		return;
 	tr.helo = c->helo != NULL ? c->helo : "unknown";
@@ -507,8 +544,6 @@ handle(struct conn *c, const struct smtp_event *ev)
 	case SMTP_EV_DATA_ABORT:
 		log_reject(c, ev);
 		drop_txn(c);
-		if (c->drain)
-			smtp_session_hangup(c->smtp, SMTP_HANGUP_SHUTDOWN);
 		break;
 	case SMTP_EV_RSET:
 		drop_txn(c);
@@ -528,11 +563,29 @@ handle(struct conn *c, const struct smtp_event *ev)
 	case SMTP_EV_CLOSE:
 		c->closing = true;
 		c->reason = smtp_reason_name(ev->reason);
+		if (ev->reason == SMTP_REASON_HTTP)
+			c->srv->stats.http_requests++;
+		else if (ev->reason == SMTP_REASON_FLOOD)
+			c->srv->stats.floods++;
 		/* The last reply gets a bounded time to leave. */
 		ev_timer_stop(c->srv->loop, &c->timer);
 		ev_timer_set(&c->timer, CONN_LINGER, 0.);
 		ev_timer_start(c->srv->loop, &c->timer);
 		break;
+	}
+}
+
+/*
+ * SIGTERM came during a message: once it is over, the 421, before any
+ * command pipelined after it is run.
+ */
+static void
+drain_check(struct conn *c)
+{
+	if (c->drain && !c->busy && !c->closing && c->phase == PH_SMTP &&
+	    !smtp_session_in_data(c->smtp)) {
+		c->drain = false;
+		smtp_session_hangup(c->smtp, SMTP_HANGUP_SHUTDOWN);
 	}
 }
 
@@ -548,9 +601,12 @@ pump(struct conn *c)
 	bool had_output;
 
 	for (;;) {
+		drain_check(c);
 		while (!c->busy &&
-		    smtp_session_next(c->smtp, &ev) != SMTP_EV_NONE)
+		    smtp_session_next(c->smtp, &ev) != SMTP_EV_NONE) {
 			handle(c, &ev);
+			drain_check(c);
+		}
 		if (smtp_session_oom(c->smtp)) {
 			conn_close(c, "out_of_memory");
 			return false;
@@ -567,6 +623,7 @@ pump(struct conn *c)
 		    smtp_session_output(c->smtp, &len) != NULL)
 			break;
 	}
+
 	if (c->phase == PH_TLS_START &&
 	    smtp_session_output(c->smtp, &(size_t){ 0 }) == NULL)
 		return tls_begin(c);
@@ -616,9 +673,7 @@ finish_message(struct conn *c, enum smtp_msg_result r)
 	}
 	smtp_session_message_result(c->smtp, r, id);
 	drop_txn(c);
-	if (c->drain)
-		smtp_session_hangup(c->smtp, SMTP_HANGUP_SHUTDOWN);
-	else if (!c->closing)
+	if (!c->closing)
 		ev_timer_again(c->srv->loop, &c->timer);
 }
 
@@ -884,8 +939,8 @@ too_slow(struct conn *c)
 	ev_tstamp used, allowed;
 	struct logline l;
 
-	if (cfg->min_data_rate == 0 || c->busy ||
-	    !smtp_session_in_data(c->smtp))
+	/* Only a body being received (a dropped BDAT chunk is no body). */
+	if (cfg->min_data_rate == 0 || c->busy || !c->body_active)
 		return false;
 	used = ev_now(c->srv->loop) - c->data_start;
 	allowed = cfg->idle_timeout + (double)c->data_bytes /
@@ -934,14 +989,14 @@ on_read(struct ev_loop *loop, ev_io *w, int revents)
 	c->read_blocked = n <= 0;
 	if (n > 0) {
 		if (!smtp_session_in_data(c->smtp))
-			debug_bytes(c, "recv", p, (size_t)n);
+			debug_bytes(c, "recv", p, transcript_len(p, (size_t)n));
 		smtp_session_input_commit(c->smtp, (size_t)n);
 		c->bytes_in += (uint64_t)n;
 		if (c->greet_pending) {
 			pregreet(c, p, (size_t)n);
 			return;
 		}
-		if (smtp_session_in_data(c->smtp))
+		if (c->body_active)
 			c->data_bytes += (uint64_t)n;
 		if (too_slow(c))
 			return;

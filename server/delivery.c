@@ -247,8 +247,7 @@ orcpt_text(const char *orcpt, char *out, size_t outlen)
  *           by HOSTNAME (mxd) with ESMTPS id ID
  *           (using TLSv1.3 with cipher ...)
  *           for <RCPT>; DATE
- *   X-Mxd-Envelope: smtputf8; requiretls; ret=HDRS; envid=ID;
- *           notify=SUCCESS,DELAY
+ *   X-Mxd-Envelope: smtputf8; requiretls; ret=HDRS; envid=ID; notify=...
  *
  * No DNS: the TCP-info is the address literal alone.  "for", the
  * Original-Recipient and notify= are given only with one recipient: the
@@ -444,6 +443,11 @@ delivery_txn_flush(struct delivery_txn *t, delivery_done_cb *cb, void *arg)
 void
 delivery_txn_commit(struct delivery_txn *t, delivery_done_cb *cb, void *arg)
 {
+	/* A CR that ended the body was held to see if an LF followed. */
+	if (t->cr_pending && reserve(t, 1) == 0) {
+		t->buf[t->len++] = '\r';
+		t->cr_pending = false;
+	}
 	submit(t, JOB_COMMIT, cb, arg);
 }
 

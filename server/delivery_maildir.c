@@ -74,25 +74,35 @@ make_maildir(const char *base)
 }
 
 /*
- * One path component from client text: lower case, [a-z0-9.+=_-] kept,
- * anything else '_', and never "", "." or ".." or a leading dot.
+ * One path component from client text, made safe and kept distinct:
+ * lower case (mailboxes are matched without case), [a-z0-9.+_-] kept,
+ * every other octet (a '/', a space, each octet of a UTF-8 character)
+ * written as '=' and two hex digits, and a leading dot too.  So no two
+ * different addresses share a Maildir, and none escapes the template:
+ * "", "." and ".." cannot come out.
  */
 static void
 safe_component(char *out, size_t outlen, const char *p, size_t n)
 {
+	static const char hex[] = "0123456789abcdef";
 	size_t i, o = 0;
 
-	if (n == 0 || p[0] == '.')
-		out[o++] = '_';
-	for (i = 0; i < n && o + 1 < outlen; i++) {
+	if (n == 0 && outlen > 1)
+		out[o++] = '=';
+	for (i = 0; i < n && o + 4 <= outlen; i++) {
 		unsigned char c = (unsigned char)p[i];
 
 		if (c >= 'A' && c <= 'Z')
 			c = (unsigned char)(c + 32);
-		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-		    c == '.' || c == '+' || c == '=' || c == '_' || c == '-'))
-			c = '_';
-		out[o++] = (char)c;
+		if (((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		    c == '+' || c == '_' || c == '-' || c == '.') &&
+		    !(i == 0 && c == '.')) {
+			out[o++] = (char)c;
+		} else {
+			out[o++] = '=';
+			out[o++] = hex[c >> 4];
+			out[o++] = hex[c & 15];
+		}
 	}
 	out[o] = 0;
 }
@@ -101,7 +111,7 @@ static int
 expand(const struct maildir *m, const struct delivery_rcpt *r,
     const char *hostname, char *out, size_t outlen)
 {
-	char local[SMTP_LOCAL_MAX * 2 + 2], domain[SMTP_DOMAIN_MAX + 2];
+	char local[SMTP_LOCAL_MAX * 3 + 4], domain[SMTP_DOMAIN_MAX * 3 + 4];
 	const char *p, *dom;
 	size_t o = 0, n;
 

@@ -286,7 +286,18 @@ main(int argc, char **argv)
 
 	ev_run(srv.loop, 0);
 	rc = 0;
-	log_msg(LOG_INFO, "stop", "all sessions closed");
+	{
+		struct logline l;
+
+		log_begin(&l, LOG_INFO, NULL, "stop");
+		log_uint(&l, "connections", srv.stats.connections);
+		log_uint(&l, "pregreet", srv.stats.pregreet);
+		log_uint(&l, "http_requests", srv.stats.http_requests);
+		log_uint(&l, "floods", srv.stats.floods);
+		log_uint(&l, "rate_limited", srv.stats.rate_limited);
+		log_uint(&l, "slow_data", srv.stats.slow_data);
+		log_end(&l);
+	}
 
 out:
 	if (srv.loop != NULL) {

@@ -64,7 +64,7 @@ struct rate_entry {
 
 #define RATE_MAX	65536
 
-/* Counted for the stop line (and, later, metrics). */
+/* Counted for the stop line. */
 struct server_stats {
 	unsigned long long	 connections;
 	unsigned long long	 pregreet;
