@@ -140,7 +140,7 @@ def test_drain_idle_get_421_data_session_finishes(start_mxd, sig, size):
     log = m.log()
     assert re.search(r" shutdown (level=\w+ )?msg=\"draining 5 sessions",
                      log), log
-    assert re.search(r" stop (level=\w+ )?msg=", log), log
+    assert re.search(r" stop connections=\d+ ", log), log
     for c in idle + [d]:
         c.close()
 
