@@ -589,8 +589,9 @@ smtp_session_closing(const struct smtp_session *s)
 bool
 smtp_session_in_data(const struct smtp_session *s)
 {
+	/* A BDAT message is in progress between its chunks too. */
 	return s->mode == MODE_DATA || s->mode == MODE_BDAT ||
-	    s->wait == WAIT_MSG;
+	    s->wait == WAIT_MSG || (s->in_txn && s->bdat_used);
 }
 
 bool

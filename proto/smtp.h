@@ -252,7 +252,11 @@ bool	smtp_valid_address_literal(const char *p, size_t len);
 /* EHLO/HELO argument: as above, but '_' is allowed in labels. */
 bool	smtp_valid_helo(const char *p, size_t len);
 
-/* State queries for the caller's bookkeeping. */
+/*
+ * State queries for the caller's bookkeeping.  in_data: a message body
+ * is being received or stored (DATA, or a BDAT message from its first
+ * kept chunk to its answer).
+ */
 bool	smtp_session_closing(const struct smtp_session *s);
 bool	smtp_session_in_data(const struct smtp_session *s);
 bool	smtp_session_in_transaction(const struct smtp_session *s);

@@ -88,6 +88,8 @@ struct conn {
 	bool			 esmtp;
 
 	bool			 greet_pending;	/* greeting_delay runs */
+	char			 dbg_line[4];	/* transcript_len() */
+	size_t			 dbg_len;
 	bool			 body_active;	/* a message body is coming in */
 	uint64_t		 data_bytes;	/* read for this message */
 	bool			 busy;		/* delivery job: no input */
@@ -291,17 +293,51 @@ debug_bytes(struct conn *c, const char *what, const char *p, size_t n)
  * chunk (message data) follows in the same read.  DATA's body comes in
  * later reads, after the 354 (RFC 2920 3.1: DATA ends a group).
  */
-static size_t
-transcript_len(const char *p, size_t n)
+static bool
+is_bdat(const char *head, size_t hn, const char *p, size_t n)
 {
-	const char *line = p, *lf;
+	char v[4];
+	size_t i;
 
-	while ((lf = memchr(line, '\n', n - (size_t)(line - p))) != NULL) {
-		if ((size_t)(lf - line) >= 4 && strncasecmp(line, "BDAT", 4) == 0)
-			return (size_t)(lf + 1 - p);
-		line = lf + 1;
+	for (i = 0; i < 4; i++) {
+		if (i < hn)
+			v[i] = head[i];
+		else if (i - hn < n)
+			v[i] = p[i - hn];
+		else
+			return false;
 	}
-	return n;
+	return strncasecmp(v, "BDAT", 4) == 0;
+}
+
+static size_t
+transcript_len(struct conn *c, const char *p, size_t n)
+{
+	const char *line = p, *lf, *end = p + n;
+	size_t len = n;
+	bool first = true;
+
+	/* c->dbg_line: how the line begun in earlier reads starts. */
+	while (line < end) {
+		lf = memchr(line, '\n', (size_t)(end - line));
+		if (is_bdat(first ? c->dbg_line : "", first ? c->dbg_len : 0,
+		    line, (size_t)(end - line))) {
+			len = lf != NULL ? (size_t)(lf + 1 - p) : n;
+			break;
+		}
+		if (lf == NULL)
+			break;
+		line = lf + 1;
+		first = false;
+	}
+	/* Remember the start of a line this read leaves unfinished. */
+	lf = memrchr(p, '\n', n);
+	if (lf != NULL)
+		c->dbg_len = 0;
+	line = lf != NULL ? lf + 1 : p;
+	while (line < end && c->dbg_len < sizeof(c->dbg_line))
+		c->dbg_line[c->dbg_len++] = *line++;
+	return len;
 }
 
 /* Write what proto queued; false when the connection was closed. */
@@ -988,8 +1024,9 @@ on_read(struct ev_loop *loop, ev_io *w, int revents)
 	n = c->tr->read(c, p, len);
 	c->read_blocked = n <= 0;
 	if (n > 0) {
-		if (!smtp_session_in_data(c->smtp))
-			debug_bytes(c, "recv", p, transcript_len(p, (size_t)n));
+		if (log_enabled(LOG_DEBUG) && !smtp_session_in_data(c->smtp))
+			debug_bytes(c, "recv", p, transcript_len(c, p,
+			    (size_t)n));
 		smtp_session_input_commit(c->smtp, (size_t)n);
 		c->bytes_in += (uint64_t)n;
 		if (c->greet_pending) {

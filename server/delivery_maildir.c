@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,10 +82,13 @@ make_maildir(const char *base)
  * different addresses share a Maildir, and none escapes the template:
  * "", "." and ".." cannot come out.
  */
+#define COMPONENT_MAX	200	/* well under NAME_MAX (255) */
+
 static void
 safe_component(char *out, size_t outlen, const char *p, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";
+	uint64_t h = 14695981039346656037ULL;
 	size_t i, o = 0;
 
 	if (n == 0 && outlen > 1)
@@ -94,6 +98,7 @@ safe_component(char *out, size_t outlen, const char *p, size_t n)
 
 		if (c >= 'A' && c <= 'Z')
 			c = (unsigned char)(c + 32);
+		h = (h ^ c) * 1099511628211ULL;
 		if (((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
 		    c == '+' || c == '_' || c == '-' || c == '.') &&
 		    !(i == 0 && c == '.')) {
@@ -105,6 +110,18 @@ safe_component(char *out, size_t outlen, const char *p, size_t n)
 		}
 	}
 	out[o] = 0;
+	/*
+	 * Encoding can triple a name: past COMPONENT_MAX, keep a prefix
+	 * and add a 64-bit FNV-1a hash of the whole (lower-cased) name, so
+	 * the file system takes it and names stay apart.
+	 */
+	if (o > COMPONENT_MAX && outlen > COMPONENT_MAX) {
+		o = COMPONENT_MAX - 17;
+		out[o++] = '=';
+		for (i = 0; i < 16; i++)
+			out[o++] = hex[(h >> (60 - 4 * i)) & 15];
+		out[o] = 0;
+	}
 }
 
 static int

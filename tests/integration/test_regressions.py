@@ -167,3 +167,57 @@ def test_maildir_template_keeps_utf8_mailboxes_apart(start_mxd, tmp_path):
     assert len(dirs) == 4, dirs
     for d in dirs:
         assert len(list((base / "example.test" / d / "new").iterdir())) == 1
+
+
+def test_sigterm_between_bdat_chunks_lets_the_message_finish(start_mxd):
+    """A BDAT message is a transaction in progress between its chunks
+    too: SIGTERM after its first chunk lets it reach LAST, 250, then
+    421 (it used to get the 421 after the first chunk, message lost)."""
+    m = start(start_mxd, "-o", "shutdown_grace=20")
+    c = session(m)
+    assert c.cmd("MAIL FROM:<a@client.example>")[0] == 250
+    assert c.cmd("RCPT TO:<b@example.test>")[0] == 250
+    c.send(b"BDAT 6\r\nfirst\n")
+    assert c.reply()[1] == ["250 2.0.0 6 octets received"]
+    m.signal(signal.SIGTERM)
+    time.sleep(0.3)
+    c.send(b"BDAT 7 LAST\r\nsecond\n")
+    code, lines = c.reply()
+    assert code == 250 and "queued as" in lines[0], lines
+    code, lines = c.reply()
+    assert code == 421 and lines[0].startswith("421 4.3.2 "), lines
+    (msg,) = m.wait_messages(1)
+    assert msg.read_bytes().endswith(b"first\nsecond\n")
+    assert m.proc.wait(10) == 0
+
+
+def test_debug_log_leaves_out_a_chunk_after_a_split_bdat_line(start_mxd):
+    m = start(start_mxd, "-v")
+    c = session(m)
+    assert c.cmd("MAIL FROM:<a@client.example>")[0] == 250
+    assert c.cmd("RCPT TO:<b@example.test>")[0] == 250
+    c.send(b"BD")
+    time.sleep(0.2)
+    c.send(b"AT 17 LAST\r\nsecret-chunk-body")
+    assert c.reply()[0] == 250
+    c.cmd("QUIT")
+    text = m.wait_log(r" disconnect ")
+    assert "secret" not in text
+
+
+def test_long_utf8_domain_in_a_template_is_stored(start_mxd, tmp_path):
+    """A 120-octet UTF-8 domain encodes to more than a file name may
+    hold: the component is shortened with a hash, not refused (451)."""
+    base = tmp_path / "md"
+    m = start(start_mxd, "-m", str(base) + "/%d/%l")
+    c = session(m)
+    label = "\u00e9" * 30			# 60 octets, a legal label
+    dom = "%s.%s.example" % (label, label)
+    assert c.cmd("MAIL FROM:<a@client.example> SMTPUTF8")[0] == 250
+    c.send(("RCPT TO:<u@%s>\r\n" % dom).encode())
+    assert c.reply()[0] == 250
+    assert c.cmd("DATA")[0] == 354
+    code, lines = c.cmd("hi\r\n.")
+    assert code == 250, lines
+    (d,) = list(base.iterdir())
+    assert len(d.name) <= 200 and re.search(r"=[0-9a-f]{16}$", d.name), d
