@@ -20,7 +20,8 @@ def test_emfile_pauses_accept_without_spinning(start_mxd):
     # mxd inherits the limit it starts with: 48 descriptors, about 35
     # of them left for clients once its own (listener, epoll, eventfd,
     # worker pipes, stdio) are open.
-    resource.setrlimit(resource.RLIMIT_NOFILE, (48, hard))
+    # valgrind keeps some descriptors of its own out of the same limit.
+    resource.setrlimit(resource.RLIMIT_NOFILE, (72 if WRAPPER else 48, hard))
     try:
         m = start_mxd("-o", "max_connections_per_ip=0",
                       "-o", "log_level=warn")
@@ -53,12 +54,19 @@ def test_emfile_pauses_accept_without_spinning(start_mxd):
         except socket.timeout:
             pass
     waiting = [s for s in clients if s not in greeted]
-    assert 10 <= len(greeted) <= 45, len(greeted)
+    assert 10 <= len(greeted) <= (70 if WRAPPER else 45), len(greeted)
     assert waiting, "every client was greeted: no descriptor shortage"
 
     # Free descriptors: the waiting clients are taken, in time.
     for s in greeted:
         s.close()
+    if WRAPPER:
+        # valgrind's accept() takes a connection off the backlog and
+        # closes it when the descriptor would land in its reserved
+        # range, so the waiting clients are gone there: check that a
+        # new client is taken instead.
+        waiting = [socket.create_connection((m.host, m.port), timeout=10)]
+        clients += waiting
     for s in waiting[:10]:
         s.settimeout(10)
         assert s.recv(100).startswith(b"220 "), "a waiting client " \
