@@ -52,7 +52,12 @@ data_flood(struct smtp_session *s, struct smtp_event *ev)
 		return false;
 	ev->cmd = "DATA";
 	ev->reason = SMTP_REASON_FLOOD;
-	ev->msg_size = s->data_size;
+	/*
+	 * How much was decoded when this was noticed depends on how the
+	 * input came in; report what is known alike for every split: more
+	 * than twice the limit.
+	 */
+	ev->msg_size = 2 * s->cfg->limits.message_size + 1;
 	smtp_flood(s, 552, "5.3.4",
 	    "Message size exceeds fixed maximum message size",
 	    "message far over the size limit");

@@ -154,6 +154,10 @@ smtp_valid_address_literal(const char *p, size_t len)
 	len -= 2;
 	if (len >= sizeof(buf))
 		return false;
+	/* Printable ASCII only: inet_pton() below would stop at a NUL. */
+	for (i = 0; i < len; i++)
+		if ((unsigned char)p[i] < 33 || (unsigned char)p[i] > 126)
+			return false;
 	if (len > 5 && smtp_ieq(p, 5, "IPv6:")) {
 		memcpy(buf, p + 5, len - 5);
 		buf[len - 5] = 0;
@@ -278,6 +282,17 @@ smtp_parse_path(const char *buf, size_t len, unsigned flags,
 	if (len == 0 || buf[0] != '<')
 		return SMTP_PATH_NO_BRACKETS;
 	for (close = 1; close < len && buf[close] != '>'; close++) {
+		/*
+		 * A '>' inside an address literal (RFC 5321 4.1.3 dcontent
+		 * allows it, and '"') is not the end either.
+		 */
+		if (buf[close] == '[' && close > 1 && buf[close - 1] == '@') {
+			while (close < len && buf[close] != ']')
+				close++;
+			if (close == len)
+				return SMTP_PATH_SYNTAX;
+			continue;
+		}
 		/* A '>' inside a quoted local part is not the end. */
 		if (buf[close] == '"') {
 			for (close++; close < len && buf[close] != '"';

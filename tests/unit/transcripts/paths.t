@@ -55,6 +55,8 @@ C: RCPT TO:<user@[IPv6:::1]>
 S: 250 2.1.5 Ok
 C: RCPT TO:<user@[x-tag:any]>
 S: 250 2.1.5 Ok
+C: RCPT TO:<user@[x-tag:a>b"c]>
+S: 250 2.1.5 Ok
 C: RCPT TO:<o'neil+tag=x@sub.mx.test>
 S: 250 2.1.5 Ok
 C: RCPT TO: <space@mx.test>
