@@ -47,6 +47,8 @@ smtp_reason_name(enum smtp_reason r)
 	case SMTP_REASON_FLOOD:			return "flood";
 	case SMTP_REASON_TOO_MANY_MSGS:		return "too_many_messages";
 	case SMTP_REASON_CONNECTION_RATE:	return "connection_rate";
+	case SMTP_REASON_FAULT:			return "fault";
+	case SMTP_REASON_REFUSED:		return "refused";
 	}
 	return "unknown";
 }
@@ -278,7 +280,8 @@ cmd_step(struct smtp_session *s, struct smtp_event *ev)
 	size_t avail = s->in_len - s->in_off;
 	size_t max = s->cfg->limits.cmd_line + SMTP_PARAM_ALLOWANCE;
 	const char *lf = memchr(p, '\n', avail);
-	size_t n;
+	size_t n, len;
+	enum smtp_ev t;
 
 	if (s->cmd_skip) {
 		/* Inside an over-long line: drop through its LF. */
@@ -310,12 +313,18 @@ cmd_step(struct smtp_session *s, struct smtp_event *ev)
 	s->in_off += n;
 	if (n > max)
 		return smtp_cmd_too_long(s, ev);
-	n--;			/* the LF */
-	if (n > 0 && p[n - 1] == '\r')
-		n--;
+	len = n - 1;		/* the LF */
+	if (len > 0 && p[len - 1] == '\r')
+		len--;
 	else if (s->cfg->bare_newline == SMTP_BARE_REJECT)
 		return smtp_cmd_bare_newline(s, ev);
-	return smtp_cmd_line(s, p, n, ev);
+	t = smtp_cmd_line(s, p, len, ev);
+	if (t == SMTP_EV_COMMAND) {
+		/* The line stays in the buffer until it is decided on. */
+		s->in_off -= n;
+		s->hook_len = n;
+	}
+	return t;
 }
 
 static void
@@ -516,6 +525,108 @@ smtp_session_hangup(struct smtp_session *s, enum smtp_hangup why)
 		smtp_close(s, SMTP_REASON_CONNECTION_RATE);
 		break;
 	}
+}
+
+bool
+smtp_tls_offered(const struct smtp_session *s)
+{
+	return s->cfg->tls_available && !s->tls_hidden;
+}
+
+void
+smtp_session_hide_starttls(struct smtp_session *s)
+{
+	s->tls_hidden = true;
+}
+
+void
+smtp_session_command_result(struct smtp_session *s, enum smtp_cmd_action a)
+{
+	if (s->wait != WAIT_CMD)
+		abort();
+	s->wait = WAIT_NONE;
+	if (a == SMTP_CMD_DISCONNECT) {
+		s->in_off += s->hook_len;
+		smtp_close(s, SMTP_REASON_FAULT);
+		return;
+	}
+	s->hooked = true;	/* cmd_step() runs the line now */
+}
+
+void
+smtp_session_mail_result(struct smtp_session *s, enum smtp_mail_result r)
+{
+	if (s->wait != WAIT_MAIL)
+		abort();
+	s->wait = WAIT_NONE;
+	if (r != SMTP_MAIL_OK) {
+		smtp_reply(s, 451, "4.3.0",
+		    "Temporary failure, try again later");
+		return;
+	}
+	s->in_txn = true;
+	s->smtputf8 = s->mail_smtputf8;
+	s->rcpt_ok = s->rcpt_tried = 0;
+	s->body = s->mail_body;
+	smtp_reply(s, 250, "2.1.0", "Ok");
+}
+
+void
+smtp_session_reply_custom(struct smtp_session *s, int code, const char *enh,
+    const char *text)
+{
+	enum smtp_wait w = s->wait;
+	bool yes = code < 400;
+
+	if (code < 200 || code > 599 || w == WAIT_NONE || w == WAIT_TLS)
+		abort();
+	s->wait = WAIT_NONE;
+	if (w == WAIT_CMD && strcmp(s->hook_cmd, "BDAT") == 0) {
+		/* The chunk must still be read: run BDAT, answer this. */
+		s->override = true;
+		s->override_code = code;
+		snprintf(s->override_enh, sizeof(s->override_enh), "%s",
+		    enh != NULL ? enh : "");
+		snprintf(s->override_text, sizeof(s->override_text), "%s",
+		    text);
+		s->hooked = true;
+		return;
+	}
+	if (w == WAIT_CMD)
+		s->in_off += s->hook_len;
+	if (w == WAIT_MAIL && yes) {
+		s->in_txn = true;
+		s->smtputf8 = s->mail_smtputf8;
+		s->rcpt_ok = s->rcpt_tried = 0;
+		s->body = s->mail_body;
+	}
+	if (w == WAIT_RCPT) {
+		s->rcpt_tried++;
+		if (yes)
+			s->rcpt_ok++;
+	}
+	if (w == WAIT_MSG) {
+		if (yes)
+			s->msgs++;
+		smtp_txn_reset(s);
+	}
+	smtp_reply(s, code, enh != NULL && *enh ? enh : NULL, "%s", text);
+}
+
+void
+smtp_session_greet_custom(struct smtp_session *s, int code, const char *enh,
+    const char *text)
+{
+	if (s->mode != MODE_NEW)
+		return;
+	s->mode = MODE_CMD;
+	s->errors_exempt = true;
+	smtp_reply(s, code, enh != NULL && *enh ? enh : NULL, "%s", text);
+	s->errors_exempt = false;
+	if (code == 421)
+		smtp_close(s, SMTP_REASON_REFUSED);
+	else if (code >= 500)
+		s->refused = true;	/* RFC 5321 3.1: 503 but QUIT */
 }
 
 void

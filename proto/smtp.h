@@ -57,6 +57,12 @@ struct smtp_config {
 	 * which a server that never sends mail cannot do itself.
 	 */
 	bool			 dsn;
+	/*
+	 * Emit SMTP_EV_COMMAND before each command and wait for
+	 * smtp_session_command_result(): the fault injection of a test
+	 * harness.  Off, commands cost nothing more.
+	 */
+	bool			 hook_commands;
 };
 
 /* Fill *cfg with the defaults of smtp_limits.h; hostname "localhost". */
@@ -65,7 +71,8 @@ void	smtp_config_init(struct smtp_config *cfg);
 enum smtp_ev {
 	SMTP_EV_NONE = 0,	/* needs input, a result, or output drained */
 	SMTP_EV_HELO,		/* HELO/EHLO accepted: helo, esmtp */
-	SMTP_EV_MAIL,		/* MAIL accepted: path, size, body */
+	SMTP_EV_COMMAND,	/* decide: smtp_session_command_result() */
+	SMTP_EV_MAIL,		/* decide: smtp_session_mail_result() */
 	SMTP_EV_RCPT,		/* decide: smtp_session_rcpt_result() */
 	SMTP_EV_DATA,		/* 354 queued: a message body follows */
 	SMTP_EV_BODY,		/* body bytes, unstuffed, CRLF line ends */
@@ -115,6 +122,8 @@ enum smtp_reason {
 	SMTP_REASON_FLOOD,		/* input that can never be accepted */
 	SMTP_REASON_TOO_MANY_MSGS,
 	SMTP_REASON_CONNECTION_RATE,
+	SMTP_REASON_FAULT,		/* an injected fault closed it */
+	SMTP_REASON_REFUSED,		/* a 421 greeting */
 };
 
 const char	*smtp_reason_name(enum smtp_reason r);
@@ -168,6 +177,17 @@ struct smtp_event {
 	size_t		 arg_len;
 	/* STARTTLS: plaintext octets that followed it and were dropped */
 	size_t		 discarded;
+};
+
+enum smtp_mail_result {
+	SMTP_MAIL_OK = 0,		/* 250 2.1.0 Ok */
+	SMTP_MAIL_TEMPFAIL,		/* 451 4.3.0 */
+};
+
+/* What to do with a command, after SMTP_EV_COMMAND. */
+enum smtp_cmd_action {
+	SMTP_CMD_PROCEED = 0,		/* run it as usual */
+	SMTP_CMD_DISCONNECT,		/* close, no reply */
 };
 
 enum smtp_rcpt_result {
@@ -239,12 +259,37 @@ const char	*smtp_session_output(struct smtp_session *s, size_t *len);
 void		 smtp_session_output_done(struct smtp_session *s, size_t n);
 
 /* Answers to decision events. */
+void	smtp_session_command_result(struct smtp_session *s,
+	    enum smtp_cmd_action a);
+void	smtp_session_mail_result(struct smtp_session *s,
+	    enum smtp_mail_result r);
 void	smtp_session_rcpt_result(struct smtp_session *s,
 	    enum smtp_rcpt_result r);
 void	smtp_session_message_result(struct smtp_session *s,
 	    enum smtp_msg_result r, const char *id);
 /* The handshake after SMTP_EV_STARTTLS succeeded: reset the session. */
 void	smtp_session_tls_started(struct smtp_session *s);
+
+/*
+ * Answer the pending decision (COMMAND, MAIL, RCPT or DATA_END) with
+ * this reply instead.  The command then has no other effect: a command
+ * is not run, a MAIL opens no transaction, a message is not kept (the
+ * transaction ends).  A 2xx for RCPT or DATA_END counts as accepted, as
+ * the client will take it.  A BDAT's chunk is still read, then answered
+ * with it.  text is copied.
+ */
+void	smtp_session_reply_custom(struct smtp_session *s, int code,
+	    const char *enh, const char *text);
+
+/*
+ * A greeting of the caller's instead of 220: a 421 closes; a 554 keeps
+ * the connection, and every command but QUIT gets 503 (RFC 5321 3.1).
+ */
+void	smtp_session_greet_custom(struct smtp_session *s, int code,
+	    const char *enh, const char *text);
+
+/* This session does not offer STARTTLS (a fault, or the fallback). */
+void	smtp_session_hide_starttls(struct smtp_session *s);
 
 /* Syntax checks of RFC 5321 4.1.2, on a whole string; also for config. */
 bool	smtp_valid_domain(const char *p, size_t len);

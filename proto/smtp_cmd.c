@@ -78,7 +78,7 @@ hello(struct smtp_session *s, const char *a, size_t n, struct smtp_event *ev,
 		if (c->dsn)
 			LINE("250-DSN\r\n");
 		LINE("250-CHUNKING\r\n");
-		if (c->tls_available && !s->tls_active)
+		if (smtp_tls_offered(s) && !s->tls_active)
 			LINE("250-STARTTLS\r\n");
 		/* RFC 8689 4.1: offered only inside TLS. */
 		if (s->tls_active)
@@ -262,7 +262,7 @@ mail_param(struct smtp_session *s, const struct smtp_param *p,
 		 * names no reply for a plaintext session; this is RFC 3207
 		 * 4's for a command that needs TLS.
 		 */
-		if (!s->tls_active && s->cfg->tls_available) {
+		if (!s->tls_active && smtp_tls_offered(s)) {
 			smtp_reply(s, 530, "5.7.0",
 			    "Must issue a STARTTLS command first");
 			return false;
@@ -435,11 +435,10 @@ cmd_mail(struct smtp_session *s, const char *a, size_t n,
 		return REJECT;
 	}
 
-	s->in_txn = true;
-	s->smtputf8 = ev->smtputf8;
-	s->rcpt_ok = s->rcpt_tried = 0;
-	s->body = ev->body;
-	smtp_reply(s, 250, "2.1.0", "Ok");
+	/* The caller decides; smtp_session_mail_result() replies. */
+	s->mail_smtputf8 = ev->smtputf8;
+	s->mail_body = ev->body;
+	s->wait = WAIT_MAIL;
 	return SMTP_EV_MAIL;
 }
 
@@ -561,7 +560,14 @@ cmd_bdat(struct smtp_session *s, const char *a, size_t n,
 	}
 
 	s->bdat_code = 0;
-	if (!s->in_txn) {
+	if (s->override) {
+		/* A custom reply (smtp_session_reply_custom) after the
+		 * chunk, which is read and dropped. */
+		s->override = false;
+		s->bdat_code = s->override_code;
+		s->bdat_enh = s->override_enh[0] ? s->override_enh : NULL;
+		s->bdat_text = s->override_text;
+	} else if (!s->in_txn) {
 		s->bdat_code = 503;
 		s->bdat_enh = "5.5.1";
 		s->bdat_text = "Error: need MAIL command";
@@ -650,7 +656,7 @@ cmd_help(struct smtp_session *s, const char *a, size_t n,
 	smtp_reply(s, 214, "2.0.0",
 	    "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY "
 	    "HELP%s",
-	    s->cfg->tls_available && !s->tls_active ? " STARTTLS" : "");
+	    smtp_tls_offered(s) && !s->tls_active ? " STARTTLS" : "");
 	return SMTP_EV_NONE;
 }
 
@@ -665,7 +671,7 @@ cmd_starttls(struct smtp_session *s, const char *a, size_t n,
 		smtp_reply(s, 503, "5.5.1", "Error: TLS already active");
 		return REJECT;
 	}
-	if (!s->cfg->tls_available) {
+	if (!smtp_tls_offered(s)) {
 		smtp_reply(s, 454, "4.7.0", "TLS not available");
 		return REJECT;
 	}
@@ -763,6 +769,18 @@ smtp_cmd_line(struct smtp_session *s, const char *line, size_t len,
 	if (len + 2 > s->cfg->limits.cmd_line && (c == NULL ||
 	    (strcmp(c->name, "MAIL") != 0 && strcmp(c->name, "RCPT") != 0)))
 		return smtp_cmd_too_long(s, ev);
+	if (s->cfg->hook_commands && !s->hooked) {
+		/* The caller may answer it instead (a harness's fault). */
+		s->hook_cmd = c != NULL ? c->name : "";
+		s->wait = WAIT_CMD;
+		return SMTP_EV_COMMAND;
+	}
+	s->hooked = false;
+	if (s->refused && (c == NULL || strcmp(c->name, "QUIT") != 0)) {
+		/* RFC 5321 3.1: after a 554 greeting, 503 to all but QUIT. */
+		smtp_reply(s, 503, "5.5.1", "Error: no SMTP service here");
+		return REJECT;
+	}
 	if (c == NULL) {
 		smtp_reply(s, 500, "5.5.1", "Error: command unrecognized");
 		return REJECT;

@@ -18,6 +18,8 @@ enum smtp_mode {
 
 enum smtp_wait {
 	WAIT_NONE = 0,
+	WAIT_CMD,		/* SMTP_EV_COMMAND out, command_result due */
+	WAIT_MAIL,		/* SMTP_EV_MAIL out, mail_result due */
 	WAIT_RCPT,		/* SMTP_EV_RCPT out, rcpt_result due */
 	WAIT_MSG,		/* SMTP_EV_DATA_END out, message_result due */
 	WAIT_TLS,		/* SMTP_EV_STARTTLS out, tls_started due */
@@ -45,8 +47,21 @@ struct smtp_session {
 	bool		 helo_seen;
 	bool		 esmtp;
 	bool		 tls_active;
+	bool		 tls_hidden;	/* smtp_session_hide_starttls() */
+	bool		 refused;	/* 554 greeting: 503 but QUIT */
 	unsigned	 errors;
 	bool		 errors_exempt;	/* this reply is no bad command */
+	/* The command hook: the line waits for its decision. */
+	bool		 hooked;	/* this line passed the hook */
+	size_t		 hook_len;	/* octets of the line with its LF */
+	const char	*hook_cmd;	/* its verb, from the table, or "" */
+	bool		 mail_smtputf8;	/* MAIL waiting for its result */
+	enum smtp_body	 mail_body;
+	bool		 override;	/* a custom reply for a BDAT chunk */
+	int		 override_code;
+	char		 override_enh[16];
+	char		 override_text[SMTP_REPLY_MAX / 2];
+
 	/* Discarding an over-long command line up to its LF. */
 	bool		 cmd_skip;
 	size_t		 cmd_skipped;
@@ -89,6 +104,9 @@ void	smtp_reply(struct smtp_session *s, int code, const char *enh,
 void	smtp_reply_raw(struct smtp_session *s, const char *text, size_t len);
 void	smtp_txn_reset(struct smtp_session *s);
 void	smtp_close(struct smtp_session *s, enum smtp_reason why);
+
+/* smtp.c: STARTTLS offered to this session? */
+bool	smtp_tls_offered(const struct smtp_session *s);
 
 /* smtp_cmd.c */
 enum smtp_ev	smtp_cmd_line(struct smtp_session *s, const char *line,

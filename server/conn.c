@@ -542,6 +542,9 @@ handle(struct conn *c, const struct smtp_event *ev)
 		log_strn(&l, "name", ev->helo, ev->helo_len);
 		log_end(&l);
 		break;
+	case SMTP_EV_COMMAND:
+		smtp_session_command_result(c->smtp, SMTP_CMD_PROCEED);
+		break;
 	case SMTP_EV_MAIL:
 		drop_txn(c);
 		c->nmsg++;
@@ -564,6 +567,8 @@ handle(struct conn *c, const struct smtp_event *ev)
 		if (ev->envid != NULL)
 			log_strn(&l, "envid", ev->envid, ev->envid_len);
 		log_end(&l);
+		smtp_session_mail_result(c->smtp, c->txn != NULL ?
+		    SMTP_MAIL_OK : SMTP_MAIL_TEMPFAIL);
 		break;
 	case SMTP_EV_RCPT:
 		ev_rcpt(c, ev);

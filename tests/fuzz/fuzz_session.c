@@ -205,6 +205,7 @@ parse_header(const uint8_t *h, struct fconf *fc)
 	fc->end = (enum end_action)(h[5] & 3);
 	fc->too_fast = (h[5] >> 2) & 1;
 	fc->cfg.limits.msgs_max = msgs_maxes[(h[5] >> 3) & 3];
+	fc->cfg.hook_commands = (h[5] >> 5) & 1;
 }
 
 /* ---- output ------------------------------------------------------------ */
@@ -507,6 +508,8 @@ on_event(struct run *r, enum smtp_ev t, const struct smtp_event *ev)
 			    smtp_valid_xtext(ev->envid, ev->envid_len));
 		CHECK(ev->notify == 0 && ev->orcpt == NULL);
 		check_path(&ev->path, true, ev->smtputf8);
+		CHECK(!smtp_session_in_transaction(r->s));
+		smtp_session_mail_result(r->s, SMTP_MAIL_OK);
 		CHECK(smtp_session_in_transaction(r->s));
 		txn_end(r);
 		r->in_txn = true;
@@ -636,6 +639,31 @@ on_event(struct run *r, enum smtp_ev t, const struct smtp_event *ev)
 		break;
 	case SMTP_EV_STARTTLS:
 		on_starttls(r, ev);
+		break;
+	case SMTP_EV_COMMAND:
+		/*
+		 * The hook of a harness: decided from the line alone, so
+		 * both runs decide alike.  Mostly run it; now and then a
+		 * custom refusal or a hang-up.
+		 */
+		CHECK(r->fc->cfg.hook_commands);
+		CHECK(ev->cmd != NULL && (ev->arg != NULL || ev->arg_len == 0));
+		h = domain_hash(ev->arg, ev->arg_len);
+		log_str(r, "COMMAND");
+		log_bytes(r, "line", ev->arg, ev->arg_len);
+		log_num(r, "action", h % 16);
+		log_str(r, "\n");
+		if (h % 16 == 0) {
+			smtp_session_reply_custom(r->s, 550, "5.7.1",
+			    "fault injected");
+			if (strcmp(ev->cmd, "BDAT") != 0 &&
+			    !smtp_session_in_transaction(r->s))
+				txn_end(r);
+		} else if (h % 16 == 1) {
+			smtp_session_command_result(r->s, SMTP_CMD_DISCONNECT);
+		} else {
+			smtp_session_command_result(r->s, SMTP_CMD_PROCEED);
+		}
 		break;
 	case SMTP_EV_REJECT:
 		CHECK(ev->code >= 400 && ev->code <= 599);
@@ -912,6 +940,7 @@ check_replies(const struct run *r)
 		switch (r->close_reason) {
 		case SMTP_REASON_OUT_OF_MEMORY:
 		case SMTP_REASON_HTTP:
+		case SMTP_REASON_FAULT:		/* a hang-up without reply */
 			break;
 		case SMTP_REASON_PREGREET:
 			CHECK(line_code(last) == 554);

@@ -131,6 +131,17 @@ struct transcript {
 	struct buf		 expect;
 	/* for a long R: payload */
 	char			 hostname[256];
+	struct {
+		char	 verb[16];
+		int	 code;		/* 0: disconnect */
+		char	 enh[16];
+		char	 text[128];
+	}			 hooks[8];
+	int			 nhooks;
+	int			 eom_code;	/* !eom: custom end of data */
+	char			 eom_enh[16], eom_text[128];
+	int			 greet_code;	/* !greet: custom greeting */
+	char			 greet_enh[16], greet_text[128];
 };
 
 enum mode { FEED_WHOLE, FEED_LINES, FEED_BYTES, FEED_RANDOM };
@@ -194,6 +205,28 @@ log_body(struct run *r)
 	r->body.len = 0;
 }
 
+/* !hook VERB disconnect | !hook VERB CODE ENH TEXT */
+static void
+command_hook(struct run *r, const struct smtp_event *ev)
+{
+	const struct transcript *t = r->t;
+	int i;
+
+	for (i = 0; i < t->nhooks; i++) {
+		if (strcmp(t->hooks[i].verb, ev->cmd) != 0)
+			continue;
+		drain(r);
+		buf_printf(&r->log, "E: HOOK %s\n", ev->cmd);
+		if (t->hooks[i].code == 0)
+			smtp_session_command_result(r->s, SMTP_CMD_DISCONNECT);
+		else
+			smtp_session_reply_custom(r->s, t->hooks[i].code,
+			    t->hooks[i].enh, t->hooks[i].text);
+		return;
+	}
+	smtp_session_command_result(r->s, SMTP_CMD_PROCEED);
+}
+
 static void
 pump(struct run *r)
 {
@@ -233,7 +266,12 @@ pump(struct run *r)
 				    (unsigned long long)ev.msg_size);
 			log_body(r);
 			snprintf(id, sizeof(id), "id%d", ++r->msgs);
-			smtp_session_message_result(r->s, r->t->store, id);
+			if (r->t->eom_code != 0)
+				smtp_session_reply_custom(r->s, r->t->eom_code,
+				    r->t->eom_enh, r->t->eom_text);
+			else
+				smtp_session_message_result(r->s,
+				    r->t->store, id);
 			break;
 		case SMTP_EV_DATA_ABORT:
 			drain(r);
@@ -258,8 +296,13 @@ pump(struct run *r)
 				buf_printf(&r->log, "E: BAD REJECT %d\n",
 				    ev.code);
 			break;
-		case SMTP_EV_HELO:
 		case SMTP_EV_MAIL:
+			smtp_session_mail_result(r->s, SMTP_MAIL_OK);
+			break;
+		case SMTP_EV_COMMAND:
+			command_hook(r, &ev);
+			break;
+		case SMTP_EV_HELO:
 		case SMTP_EV_RSET:
 			break;
 		}
@@ -356,7 +399,10 @@ run_mode(struct transcript *t, enum mode m)
 	r.s = smtp_session_create(&t->cfg);
 	if (r.s == NULL)
 		abort();
-	if (t->greet > 0)
+	if (t->greet > 0 && t->greet_code != 0)
+		smtp_session_greet_custom(r.s, t->greet_code, t->greet_enh,
+		    t->greet_text);
+	else if (t->greet > 0)
 		smtp_session_greet(r.s);
 	pump(&r);
 	for (i = 0; i < t->nseg; i++) {
@@ -419,7 +465,53 @@ apply_setting(struct transcript *t, const char *key, const char *val)
 		t->cfg.tls_available = atoi(val) != 0;
 	else if (strcmp(key, "require_tls") == 0)
 		t->cfg.tls_required = atoi(val) != 0;
-	else if (strcmp(key, "dsn") == 0)
+	else if (strcmp(key, "hook") == 0) {
+		/* !hook VERB disconnect, or !hook VERB CODE ENH TEXT */
+		char buf[256], *verb, *what, *enh, *txt;
+
+		snprintf(buf, sizeof(buf), "%s", val);
+		verb = strtok(buf, " ");
+		what = strtok(NULL, " ");
+		if (verb == NULL || what == NULL || t->nhooks == 8) {
+			fprintf(stderr, "%s: bad !hook\n", t->name);
+			exit(2);
+		}
+		t->cfg.hook_commands = true;
+		snprintf(t->hooks[t->nhooks].verb,
+		    sizeof(t->hooks[0].verb), "%s", verb);
+		if (strcmp(what, "disconnect") != 0) {
+			enh = strtok(NULL, " ");
+			txt = strtok(NULL, "");
+			t->hooks[t->nhooks].code = atoi(what);
+			snprintf(t->hooks[t->nhooks].enh,
+			    sizeof(t->hooks[0].enh), "%s", enh ? enh : "");
+			snprintf(t->hooks[t->nhooks].text,
+			    sizeof(t->hooks[0].text), "%s", txt ? txt : "");
+		}
+		t->nhooks++;
+	} else if (strcmp(key, "eom") == 0 || strcmp(key, "greet") == 0) {
+		/* !eom CODE ENH TEXT, !greet CODE ENH TEXT */
+		bool eom = key[0] == 'e';
+		int code = 0, n = 0;
+		char enh[16];
+
+		if (sscanf(val, "%d %15s %n", &code, enh, &n) < 2) {
+			fprintf(stderr, "%s: bad !%s\n", t->name, key);
+			exit(2);
+		}
+		if (eom) {
+			t->eom_code = code;
+			snprintf(t->eom_enh, sizeof(t->eom_enh), "%s", enh);
+			snprintf(t->eom_text, sizeof(t->eom_text), "%s",
+			    val + n);
+		} else {
+			t->greet_code = code;
+			snprintf(t->greet_enh, sizeof(t->greet_enh), "%s",
+			    enh);
+			snprintf(t->greet_text, sizeof(t->greet_text), "%s",
+			    val + n);
+		}
+	} else if (strcmp(key, "dsn") == 0)
 		t->cfg.dsn = atoi(val) != 0;
 	else if (strcmp(key, "max_messages") == 0)
 		l->msgs_max = (unsigned)atoi(val);
