@@ -31,10 +31,18 @@ struct delivery_txn;
 struct delivery_trace {
 	const char	*helo;		/* as the client gave it */
 	const char	*client_ip;	/* "192.0.2.1", "2001:db8::1" */
+	unsigned	 client_port;
 	bool		 client_v6;
 	bool		 esmtp;
 	bool		 tls_active;
 	const char	*tls;		/* NULL, or "using TLSv1.3 with ..." */
+	/* For the capture's metadata (docs/harness.md). */
+	const char	*tls_version;	/* NULL without TLS */
+	const char	*tls_cipher;
+	const char	*tls_sni;	/* NULL when none was sent */
+	const char	*sid;		/* the session id */
+	unsigned long long conn_no;	/* connections since start, from 1 */
+	double		 received;	/* end of data, s since the epoch */
 };
 
 /* The protocol of RFC 5321 4.4's "with" clause (RFC 3848, RFC 6531). */

@@ -51,6 +51,7 @@ struct tls_server_conf {
 	const struct tls_keypair_files *pairs;
 	size_t		 npairs;
 	int		 min_version;	/* TLS_V10 .. TLS_V13 */
+	int		 max_version;	/* 0: the library's highest */
 	bool		 tickets;	/* RFC 5077 / 8446 4.6.1 */
 	unsigned	 ticket_lifetime; /* s; keys rotate at this period */
 	bool		 ask_client_cert; /* request, never require */
@@ -71,6 +72,44 @@ enum tls_fail_class {
 	TLS_FAIL_BAD_CERTIFICATE,	/* the client's certificate */
 	TLS_FAIL_HANDSHAKE,		/* another handshake error */
 	TLS_FAIL_INTERNAL,		/* ours: memory, RNG */
+	TLS_FAIL_INJECTED,		/* tls_conn_set_fault() */
+};
+
+/*
+ * Faults a test harness injects into one handshake (docs/harness.md).
+ * ALERT and CLOSE act at a step: when the whole ClientHello has been
+ * read (before mbedTLS answers it), or once the server's first flight
+ * (ServerHello...) is out.  STALL reads and drops what the client sends
+ * and never answers.  GARBAGE answers the ClientHello with octets that
+ * are no TLS record, then fails without an alert.  Each makes
+ * tls_conn_handshake() return TLS_ERR with class TLS_FAIL_INJECTED (but
+ * STALL, which never ends by itself), and tls_conn_send_alert() then
+ * sends ALERT's alert, or none.
+ */
+enum tls_fault_kind {
+	TLS_FAULT_NONE = 0,
+	TLS_FAULT_ALERT,
+	TLS_FAULT_CLOSE,
+	TLS_FAULT_STALL,
+	TLS_FAULT_GARBAGE,
+};
+
+enum tls_fault_step {
+	TLS_STEP_CLIENT_HELLO = 0,
+	TLS_STEP_SERVER_HELLO,
+};
+
+struct tls_fault {
+	enum tls_fault_kind	 kind;
+	enum tls_fault_step	 step;
+	int			 alert;		/* ALERT: its description */
+};
+
+/* Certificates a harness presents on purpose (tls_make_variant). */
+enum tls_cert_variant {
+	TLS_CERT_EXPIRED,	/* validity ended a day ago */
+	TLS_CERT_WRONG_NAME,	/* for "wrong-name.invalid" */
+	TLS_CERT_UNTRUSTED,	/* the right name, issued by a CA thrown away */
 };
 
 struct tls_failure {
@@ -107,8 +146,21 @@ const char	*tls_server_pair_desc(const struct tls_server *s, size_t i);
 int	tls_make_selfsigned(const char *cert_path, const char *key_path,
 	    const char *hostname, char *err, size_t errlen);
 
+/*
+ * Like tls_make_selfsigned(), an ECDSA P-256 pair made with mbedTLS, of
+ * the given kind, for a harness to present.  0 or -1.
+ */
+int	tls_make_variant(const char *cert_path, const char *key_path,
+	    const char *hostname, enum tls_cert_variant v, char *err,
+	    size_t errlen);
+
 struct tls_conn	*tls_conn_create(struct tls_server *srv, int fd);
 void		 tls_conn_destroy(struct tls_conn *t);
+/* Before the first tls_conn_handshake(): inject this fault. */
+void		 tls_conn_set_fault(struct tls_conn *t,
+		    const struct tls_fault *f);
+/* 40 for "handshake_failure"; -1 for a name not in tls_alert_name(). */
+int		 tls_alert_by_name(const char *name);
 
 /* TLS_OK when done, TLS_WANT_*, or TLS_ERR (see above). */
 int	tls_conn_handshake(struct tls_conn *t);

@@ -213,6 +213,8 @@ tls_server_create(const struct tls_server_conf *c, char *err, size_t errlen)
 	if (s->min_version < tls_compat_min_version())
 		s->min_version = tls_compat_min_version();
 	s->max_version = tls_compat_max_version();
+	if (c->max_version != 0 && c->max_version < s->max_version)
+		s->max_version = c->max_version;
 	tls_compat_set_versions(&s->conf, s->min_version, s->max_version);
 	add_suites(s, suites_aead, &n);
 	if (s->min_version < TLS_V12)
@@ -668,6 +670,7 @@ class_name(enum tls_fail_class c)
 	case TLS_FAIL_BAD_CERTIFICATE:	return "bad_certificate";
 	case TLS_FAIL_HANDSHAKE:	return "handshake";
 	case TLS_FAIL_INTERNAL:		return "internal";
+	case TLS_FAIL_INJECTED:		return "injected";
 	}
 	return "unknown";
 }
