@@ -1,7 +1,7 @@
 /*
  * tls_cert.c - certificate and key pairs: loading, the names a pair
- * serves (for SNI), and the self-signed certificate of the zero-config
- * default.
+ * serves (for SNI), the self-signed certificate of the zero-config
+ * default, and the wrong ones a test harness presents on purpose.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -141,7 +141,7 @@ tls_keypair_matches(const struct tls_keypair *kp, const char *name)
 	return false;
 }
 
-/* ---- the zero-config certificate -------------------------------------- */
+/* ---- certificates we make: the zero-config one, a harness's ------------ */
 
 static int
 write_file(const char *path, const unsigned char *data, size_t len,
@@ -214,26 +214,60 @@ san_der(const char *name, unsigned char *buf, size_t size,
 	return len;
 }
 
-int
-tls_make_selfsigned(const char *cert_path, const char *key_path,
-    const char *hostname, char *err, size_t errlen)
+/* What one made certificate is: its name, validity, and issuer. */
+struct cert_spec {
+	const char	*name;		/* CN and the one dNSName SAN */
+	time_t		 not_before;
+	time_t		 not_after;
+	bool		 foreign_issuer; /* signed by a throwaway CA */
+};
+
+static int
+gen_key(mbedtls_pk_context *key, mbedtls_ctr_drbg_context *drbg)
 {
-	static const char pers[] = "mxd selfsigned";
+	int r;
+
+	if ((r = mbedtls_pk_setup(key,
+	    mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY))) != 0)
+		return r;
+	return mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1,
+	    mbedtls_pk_ec(*key), mbedtls_ctr_drbg_random, drbg);
+}
+
+static void
+x509_time(time_t t, char out[16])
+{
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(out, 16, "%Y%m%d%H%M%S", &tm);
+}
+
+/*
+ * An ECDSA P-256 key and a certificate for it, written atomically (the
+ * key mode 0600).  Self-signed, or signed by a CA key made here and
+ * thrown away: then neither the CA's key nor its certificate exists
+ * anywhere, and the leaf verifies against nothing.
+ */
+static int
+make_pair(const char *cert_path, const char *key_path,
+    const struct cert_spec *spec, char *err, size_t errlen)
+{
+	static const char pers[] = "mxd certificate";
 	mbedtls_entropy_context entropy;
 	mbedtls_ctr_drbg_context drbg;
-	mbedtls_pk_context key;
+	mbedtls_pk_context key, ca_key;
 	mbedtls_x509write_cert crt;
 	unsigned char serial[16], san[300], *sanp = NULL;
 	unsigned char *pem = NULL;
-	char subject[300], from[16], to[16];
-	time_t now = time(NULL);
-	struct tm tm;
+	char subject[300], issuer[300], from[16], to[16];
 	int r, sanlen, rc = -1;
 	const size_t pemsize = 8192;
 
 	mbedtls_entropy_init(&entropy);
 	mbedtls_ctr_drbg_init(&drbg);
 	mbedtls_pk_init(&key);
+	mbedtls_pk_init(&ca_key);
 	mbedtls_x509write_crt_init(&crt);
 	pem = calloc(1, pemsize);
 	if (pem == NULL) {
@@ -242,29 +276,32 @@ tls_make_selfsigned(const char *cert_path, const char *key_path,
 	}
 	if ((r = mbedtls_ctr_drbg_seed(&drbg, mbedtls_entropy_func, &entropy,
 	    (const unsigned char *)pers, sizeof(pers) - 1)) != 0 ||
-	    (r = mbedtls_pk_setup(&key,
-	    mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY))) != 0 ||
-	    (r = mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1,
-	    mbedtls_pk_ec(key), mbedtls_ctr_drbg_random, &drbg)) != 0 ||
+	    (r = gen_key(&key, &drbg)) != 0 ||
+	    (spec->foreign_issuer && (r = gen_key(&ca_key, &drbg)) != 0) ||
 	    (r = mbedtls_ctr_drbg_random(&drbg, serial, sizeof(serial))) != 0) {
-		lib_error(err, errlen, "self-signed", "key", r);
+		lib_error(err, errlen, "certificate", "key", r);
 		goto out;
 	}
 	serial[0] &= 0x7f;	/* a positive INTEGER */
 	serial[0] |= 0x01;
-	gmtime_r(&(time_t){ now - 86400 }, &tm);
-	strftime(from, sizeof(from), "%Y%m%d%H%M%S", &tm);
-	gmtime_r(&(time_t){ now + 10 * 365 * 86400L }, &tm);
-	strftime(to, sizeof(to), "%Y%m%d%H%M%S", &tm);
-	snprintf(subject, sizeof(subject), "CN=%s", hostname);
+	x509_time(spec->not_before, from);
+	x509_time(spec->not_after, to);
+	snprintf(subject, sizeof(subject), "CN=%s", spec->name);
+	if (spec->foreign_issuer)
+		snprintf(issuer, sizeof(issuer), "CN=mxd throwaway CA %02x%02x"
+		    "%02x%02x,O=mxd test", serial[4], serial[5], serial[6],
+		    serial[7]);
+	else
+		snprintf(issuer, sizeof(issuer), "%s", subject);
 
 	mbedtls_x509write_crt_set_version(&crt, MBEDTLS_X509_CRT_VERSION_3);
 	mbedtls_x509write_crt_set_md_alg(&crt, MBEDTLS_MD_SHA256);
 	mbedtls_x509write_crt_set_subject_key(&crt, &key);
-	mbedtls_x509write_crt_set_issuer_key(&crt, &key);
-	sanlen = san_der(hostname, san, sizeof(san), &sanp);
+	mbedtls_x509write_crt_set_issuer_key(&crt,
+	    spec->foreign_issuer ? &ca_key : &key);
+	sanlen = san_der(spec->name, san, sizeof(san), &sanp);
 	if ((r = mbedtls_x509write_crt_set_subject_name(&crt, subject)) != 0 ||
-	    (r = mbedtls_x509write_crt_set_issuer_name(&crt, subject)) != 0 ||
+	    (r = mbedtls_x509write_crt_set_issuer_name(&crt, issuer)) != 0 ||
 	    (r = tls_compat_set_serial(&crt, serial, sizeof(serial))) != 0 ||
 	    (r = mbedtls_x509write_crt_set_validity(&crt, from, to)) != 0 ||
 	    (r = mbedtls_x509write_crt_set_basic_constraints(&crt, 0, -1)) ||
@@ -274,11 +311,11 @@ tls_make_selfsigned(const char *cert_path, const char *key_path,
 	    MBEDTLS_OID_SUBJECT_ALT_NAME,
 	    MBEDTLS_OID_SIZE(MBEDTLS_OID_SUBJECT_ALT_NAME), 0, sanp,
 	    (size_t)sanlen)) != 0)) {
-		lib_error(err, errlen, "self-signed", "certificate", r);
+		lib_error(err, errlen, "certificate", spec->name, r);
 		goto out;
 	}
 	if ((r = mbedtls_pk_write_key_pem(&key, pem, pemsize)) != 0) {
-		lib_error(err, errlen, "self-signed", "key", r);
+		lib_error(err, errlen, "certificate", "key", r);
 		goto out;
 	}
 	if (write_file(key_path, pem, strlen((char *)pem), 0600, err,
@@ -286,7 +323,7 @@ tls_make_selfsigned(const char *cert_path, const char *key_path,
 		goto out;
 	if ((r = mbedtls_x509write_crt_pem(&crt, pem, pemsize,
 	    mbedtls_ctr_drbg_random, &drbg)) != 0) {
-		lib_error(err, errlen, "self-signed", "certificate", r);
+		lib_error(err, errlen, "certificate", spec->name, r);
 		goto out;
 	}
 	if (write_file(cert_path, pem, strlen((char *)pem), 0644, err,
@@ -298,8 +335,55 @@ out:
 		mbedtls_platform_zeroize(pem, pemsize);
 	free(pem);
 	mbedtls_x509write_crt_free(&crt);
+	mbedtls_pk_free(&ca_key);
 	mbedtls_pk_free(&key);
 	mbedtls_ctr_drbg_free(&drbg);
 	mbedtls_entropy_free(&entropy);
 	return rc;
+}
+
+int
+tls_make_selfsigned(const char *cert_path, const char *key_path,
+    const char *hostname, char *err, size_t errlen)
+{
+	time_t now = time(NULL);
+	struct cert_spec spec = {
+		.name = hostname,
+		.not_before = now - 86400,
+		.not_after = now + 10 * 365 * 86400L,
+	};
+
+	return make_pair(cert_path, key_path, &spec, err, errlen);
+}
+
+/* ---- certificates made wrong on purpose, for a harness ---------------- */
+
+int
+tls_make_variant(const char *cert_path, const char *key_path,
+    const char *hostname, enum tls_cert_variant v, char *err, size_t errlen)
+{
+	time_t now = time(NULL);
+	struct cert_spec spec = {
+		.name = hostname,
+		.not_before = now - 86400,
+		.not_after = now + 10 * 365 * 86400L,
+	};
+
+	switch (v) {
+	case TLS_CERT_EXPIRED:
+		spec.not_before = now - 2 * 365 * 86400L;
+		spec.not_after = now - 86400;
+		break;
+	case TLS_CERT_WRONG_NAME:
+		spec.name = "wrong-name.invalid";
+		break;
+	case TLS_CERT_UNTRUSTED:
+		spec.foreign_issuer = true;
+		break;
+	default:
+		snprintf(err, errlen, "unknown certificate variant %d",
+		    (int)v);
+		return -1;
+	}
+	return make_pair(cert_path, key_path, &spec, err, errlen);
 }

@@ -16,11 +16,17 @@
  * tls_conn_send_alert() adds ours only when none went out.  Likewise the
  * receive callback keeps the ClientHello, which says what the client
  * offered when mbedTLS refuses it.
+ *
+ * The same two callbacks carry the faults a test harness injects
+ * (tls_conn_set_fault): the receive callback notices the end of the
+ * ClientHello, the send callback's count of records tells when the
+ * first flight is out.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #include "tls_int.h"
@@ -46,6 +52,8 @@ struct tls_conn {
 	int			 our_alert;	/* to send, or TLS_ALERT_NONE */
 	bool			 alert_pre;	/* one had started before ours */
 	bool			 alert_ours;
+	bool			 alert_queued;	/* mbedTLS holds ours */
+	bool			 wblocked;	/* so it holds output */
 	uint8_t			 raw_alert[7];	/* when nothing was sent yet */
 	size_t			 raw_off;
 	size_t			 wpending;	/* length of a blocked write */
@@ -53,6 +61,10 @@ struct tls_conn {
 	bool			 hello_checked;
 	char			 sni[256];
 	struct tls_hello_info	 hello;
+	struct tls_fault	 fault;		/* TLS_FAULT_NONE: none */
+	bool			 fault_fired;	/* it acts now */
+	bool			 want_read;	/* mbedTLS's last word */
+	size_t			 junk_off;	/* GARBAGE: octets out */
 };
 
 /*
@@ -215,6 +227,18 @@ tls_server_create(const struct tls_server_conf *c, char *err, size_t errlen)
 	s->max_version = tls_compat_max_version();
 	if (c->max_version != 0 && c->max_version < s->max_version)
 		s->max_version = c->max_version;
+	if (s->max_version < tls_compat_min_version()) {
+		char a[8], b[8];
+
+		snprintf(err, errlen, "maximum version %s: mbedTLS %s speaks "
+		    "%s and later only", tls_version_name((uint16_t)
+		    s->max_version, a), MBEDTLS_VERSION_STRING,
+		    tls_version_name((uint16_t)tls_compat_min_version(), b));
+		goto fail;
+	}
+	/* A cap below the floor wins: the harness asks for that version. */
+	if (s->min_version > s->max_version)
+		s->min_version = s->max_version;
 	tls_compat_set_versions(&s->conf, s->min_version, s->max_version);
 	add_suites(s, suites_aead, &n);
 	if (s->min_version < TLS_V12)
@@ -349,6 +373,20 @@ preflight(struct tls_conn *t)
 	    h->min_version <= t->srv->max_version;
 }
 
+static bool
+fault_on_hello(const struct tls_conn *t)
+{
+	switch (t->fault.kind) {
+	case TLS_FAULT_ALERT:
+	case TLS_FAULT_CLOSE:
+		return t->fault.step == TLS_STEP_CLIENT_HELLO;
+	case TLS_FAULT_GARBAGE:
+		return true;
+	default:
+		return false;
+	}
+}
+
 static int
 on_send(void *ctx, const unsigned char *buf, size_t len)
 {
@@ -356,6 +394,7 @@ on_send(void *ctx, const unsigned char *buf, size_t len)
 	ssize_t n;
 
 	n = send(t->fd, buf, len, MSG_NOSIGNAL);
+	t->wblocked = n < 0;
 	if (n < 0) {
 		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
 			return MBEDTLS_ERR_SSL_WANT_WRITE;
@@ -385,6 +424,14 @@ on_recv(void *ctx, unsigned char *buf, size_t len)
 	if (n == 0)
 		t->peer_eof = true;
 	tls_stream_feed(&t->in, buf, (size_t)n);
+	/*
+	 * A fault on the ClientHello: mbedTLS must not see its end, or it
+	 * would answer it.  An error now makes it return without a word.
+	 */
+	if (t->in.hello_done && !t->fault_fired && fault_on_hello(t)) {
+		t->fault_fired = true;
+		return MBEDTLS_ERR_NET_RECV_FAILED;
+	}
 	if (t->in.hello_done && !t->hello_checked && !preflight(t)) {
 		t->preflight = TLS_FAIL_PROTOCOL_VERSION;
 		return MBEDTLS_ERR_NET_RECV_FAILED;
@@ -428,6 +475,14 @@ tls_conn_destroy(struct tls_conn *t)
 	tls_stream_finish(&t->out);
 	server_unref(t->srv);
 	free(t);
+}
+
+void
+tls_conn_set_fault(struct tls_conn *t, const struct tls_fault *f)
+{
+	memset(&t->fault, 0, sizeof(t->fault));
+	if (f != NULL)
+		t->fault = *f;
 }
 
 static bool
@@ -547,6 +602,101 @@ hello_hopeless(const struct tls_conn *t)
 	return declared > TLS_HELLO_MAX;
 }
 
+/* ---- injected faults -------------------------------------------------- */
+
+/* The handshake ends as the fault says: no library error, our alert. */
+static void
+fail_as(struct tls_conn *t, enum tls_fail_class c, int alert)
+{
+	t->state = ST_FAILED;
+	t->lib_error = 0;
+	parse_hello(t);
+	t->cls = c;
+	t->our_alert = alert;
+	t->alert_pre = t->out.alert_started;
+}
+
+/*
+ * ALERT, CLOSE or GARBAGE acts now.  GARBAGE first writes its octets,
+ * which no TLS record starts with ('t' is no content type), where the
+ * ServerHello would go.
+ */
+static int
+inject(struct tls_conn *t)
+{
+	static const char junk[] = "this is not TLS\r\n"
+	    "this is not TLS\r\n" "this is not TLS\r\n";
+	int alert = TLS_ALERT_NONE, n;
+
+	t->fault_fired = true;
+	if (t->fault.kind == TLS_FAULT_GARBAGE) {
+		while (t->junk_off < sizeof(junk) - 1) {
+			n = on_send(t, (const unsigned char *)junk +
+			    t->junk_off, sizeof(junk) - 1 - t->junk_off);
+			if (n == MBEDTLS_ERR_SSL_WANT_WRITE)
+				return TLS_WANT_WRITE;
+			if (n < 0)
+				break;	/* the peer is gone: fail anyway */
+			t->junk_off += (size_t)n;
+		}
+	}
+	/* An alert with no description: handshake_failure. */
+	if (t->fault.kind == TLS_FAULT_ALERT)
+		alert = t->fault.alert >= 0 && t->fault.alert <= 255 ?
+		    t->fault.alert : 40;
+	fail_as(t, TLS_FAIL_INJECTED, alert);
+	return TLS_ERR;
+}
+
+/*
+ * STALL: mbedTLS never runs.  Whatever the client sends is read (so the
+ * fd does not stay readable) and dropped, but watched, for the log.
+ */
+static int
+stall(struct tls_conn *t)
+{
+	unsigned char buf[4096];
+	ssize_t n;
+
+	for (;;) {
+		n = recv(t->fd, buf, sizeof(buf), 0);
+		if (n > 0) {
+			tls_stream_feed(&t->in, buf, (size_t)n);
+			continue;
+		}
+		if (n == 0) {
+			t->peer_eof = true;
+			fail_as(t, TLS_FAIL_EOF, TLS_ALERT_NONE);
+			return TLS_ERR;
+		}
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			return TLS_WANT_READ;
+		if (errno != EINTR) {
+			t->peer_reset = true;
+			fail_as(t, TLS_FAIL_RESET, TLS_ALERT_NONE);
+			return TLS_ERR;
+		}
+	}
+}
+
+/*
+ * ALERT or CLOSE after the first flight: on the call after the one that
+ * sent it all (mbedTLS said it waits to read, so nothing is held back).
+ * The alert then goes through mbedTLS, plaintext in TLS 1.2 (no
+ * ChangeCipherSpec yet), encrypted in TLS 1.3: there, under the
+ * handshake keys, as mbedTLS 3.6 keeps them until the client's Finished
+ * although the client reads with the application keys by then
+ * (Mbed-TLS/mbedtls#10877), so the client sees a bad record MAC.
+ */
+static bool
+fault_after_flight(const struct tls_conn *t)
+{
+	return (t->fault.kind == TLS_FAULT_ALERT ||
+	    t->fault.kind == TLS_FAULT_CLOSE) &&
+	    t->fault.step == TLS_STEP_SERVER_HELLO && t->want_read &&
+	    t->out.other_records > 0;
+}
+
 int
 tls_conn_handshake(struct tls_conn *t)
 {
@@ -556,7 +706,14 @@ tls_conn_handshake(struct tls_conn *t)
 		return TLS_OK;
 	if (t->state == ST_FAILED)
 		return TLS_ERR;
+	if (t->fault.kind == TLS_FAULT_STALL)
+		return stall(t);
+	if (t->fault_fired || fault_after_flight(t))
+		return inject(t);
 	r = mbedtls_ssl_handshake(&t->ssl);
+	t->want_read = r == MBEDTLS_ERR_SSL_WANT_READ;
+	if (r != 0 && t->fault_fired)
+		return inject(t);
 	if (r == 0) {
 		t->state = ST_OPEN;
 		t->in.handshaking = t->out.handshaking = false;
@@ -625,6 +782,7 @@ int
 tls_conn_send_alert(struct tls_conn *t)
 {
 	int r, guard;
+	bool held;
 
 	if (t->state != ST_FAILED)
 		return 0;
@@ -632,17 +790,29 @@ tls_conn_send_alert(struct tls_conn *t)
 	    t->our_alert != TLS_ALERT_NONE && !t->peer_reset))
 		return send_raw_alert(t);
 	for (guard = 0; guard < 4; guard++) {
+		/*
+		 * Ours was written and nothing is held back any more: it
+		 * is out, whether or not the observer could see it (TLS
+		 * 1.3 hides it, and mbedTLS 3.x pads it to 32 octets).
+		 */
+		if (t->alert_queued && !t->wblocked)
+			t->alert_ours = true;
 		/* One alert, from mbedTLS or from us, is all the rule asks. */
-		if (t->out.alert_done || t->our_alert == TLS_ALERT_NONE ||
-		    t->peer_reset || t->out.broken)
+		if (t->out.alert_done || t->alert_ours ||
+		    t->our_alert == TLS_ALERT_NONE || t->peer_reset ||
+		    t->out.broken)
 			return 0;
 		/*
-		 * With output pending, this call only flushes it (and
-		 * returns 0): then the loop decides again.
+		 * With output held back (the last send would block), this
+		 * call only flushes it (and returns 0): then the loop
+		 * decides again.  With none, it writes ours and flushes.
 		 */
+		held = t->wblocked;
 		r = mbedtls_ssl_send_alert_message(&t->ssl,
 		    MBEDTLS_SSL_ALERT_LEVEL_FATAL,
 		    (unsigned char)t->our_alert);
+		if (!held && (r == 0 || r == MBEDTLS_ERR_SSL_WANT_WRITE))
+			t->alert_queued = true;
 		if (!t->alert_pre && t->out.alert_started)
 			t->alert_ours = true;
 		if (r == MBEDTLS_ERR_SSL_WANT_WRITE)
@@ -675,6 +845,19 @@ class_name(enum tls_fail_class c)
 	return "unknown";
 }
 
+int
+tls_alert_by_name(const char *name)
+{
+	int d;
+
+	/* Descriptions only: "encrypted" and "unknown" name none. */
+	for (d = 0; d <= 255; d++)
+		if (strcmp(tls_alert_name(d), "unknown") != 0 &&
+		    strcasecmp(tls_alert_name(d), name) == 0)
+			return d;
+	return -1;
+}
+
 void
 tls_conn_failure(const struct tls_conn *t, struct tls_failure *f)
 {
@@ -683,6 +866,10 @@ tls_conn_failure(const struct tls_conn *t, struct tls_failure *f)
 	f->class_name = class_name(t->cls);
 	f->alert_sent = t->out.alert_done ? t->out.alert_desc :
 	    TLS_ALERT_NONE;
+	/* Ours, encrypted or unseen (TLS 1.3): we know what it said. */
+	if (t->alert_ours && (f->alert_sent == TLS_ALERT_NONE ||
+	    f->alert_sent == TLS_ALERT_ENCRYPTED))
+		f->alert_sent = t->our_alert;
 	f->alert_by_us = t->alert_ours;
 	f->alert_received = t->in.alert_done ? t->in.alert_desc :
 	    TLS_ALERT_NONE;
