@@ -661,8 +661,8 @@ smtp_session_message_result(struct smtp_session *s, enum smtp_msg_result r,
 	switch (r) {
 	case SMTP_MSG_OK:
 		s->msgs++;
-		smtp_reply(s, 250, "2.0.0", "Ok: queued as %s",
-		    id != NULL ? id : "-");
+		smtp_reply(s, SMTP_MSG_OK_CODE, SMTP_MSG_OK_ENH,
+		    SMTP_MSG_OK_TEXT, id != NULL ? id : "-");
 		break;
 	case SMTP_MSG_NOSPACE:
 		smtp_reply(s, 452, "4.3.1", "Insufficient system storage");
@@ -673,6 +673,13 @@ smtp_session_message_result(struct smtp_session *s, enum smtp_msg_result r,
 		break;
 	}
 	smtp_txn_reset(s);
+}
+
+int
+smtp_msg_ok_reply(char *buf, size_t len, const char *id)
+{
+	return snprintf(buf, len, "%03d " SMTP_MSG_OK_ENH " " SMTP_MSG_OK_TEXT,
+	    SMTP_MSG_OK_CODE, id != NULL ? id : "-");
 }
 
 void

@@ -267,6 +267,17 @@ void	smtp_session_rcpt_result(struct smtp_session *s,
 	    enum smtp_rcpt_result r);
 void	smtp_session_message_result(struct smtp_session *s,
 	    enum smtp_msg_result r, const char *id);
+
+/*
+ * The reply to a stored message, "250 2.0.0 Ok: queued as ID" (no
+ * CRLF), as smtp_session_message_result() sends it: for whoever records
+ * what the client was told (a capture).  Returns what snprintf returns.
+ */
+#define SMTP_MSG_OK_CODE	250
+#define SMTP_MSG_OK_ENH		"2.0.0"
+#define SMTP_MSG_OK_TEXT	"Ok: queued as %s"
+int	smtp_msg_ok_reply(char *buf, size_t len, const char *id);
+
 /* The handshake after SMTP_EV_STARTTLS succeeded: reset the session. */
 void	smtp_session_tls_started(struct smtp_session *s);
 
