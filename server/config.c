@@ -38,6 +38,7 @@ enum ktype {
 	K_BOOL,
 	K_TLS_VERSION,
 	K_PATH_LIST,
+	K_DELIVERY,
 };
 
 struct key {
@@ -59,6 +60,10 @@ static const struct key keys[] = {
 	    "a domain we accept mail for, repeatable (default: any)" },
 	{ "maildir", K_PATH, OFF(maildir), 0, 0,
 	    "Maildir path; %d domain, %l local part (default ./mail)" },
+	{ "delivery", K_DELIVERY, OFF(delivery), 0, 0,
+	    "maildir | capture: where messages go (default maildir)" },
+	{ "capture_dir", K_PATH, OFF(capture_dir), 0, 0,
+	    "directory for ID.eml and ID.json (delivery = capture)" },
 	{ "max_message_size", K_SIZE, OFF(smtp.limits.message_size),
 	    1024, 1ULL << 40, "octets, k/M/G suffixes (default 25M)" },
 	{ "max_recipients", K_UINT, OFF(smtp.limits.rcpt_max), 100, 100000,
@@ -174,6 +179,7 @@ config_free(struct config *c)
 	free(c->domains);
 	free(c->listen);
 	free(c->maildir);
+	free(c->capture_dir);
 	free(c->data_dir);
 	free(c->tls_client_ca);
 	for (i = 0; i < c->ntls_certs; i++)
@@ -387,6 +393,8 @@ config_set(struct config *c, enum config_src src, const char *name,
 	static const char *const formats[] = { "logfmt", "json", NULL };
 	static const char *const versions[] = { "TLSv1.0", "TLSv1.1",
 	    "TLSv1.2", "TLSv1.3", NULL };
+	static const char *const deliveries[] = { "maildir", "capture",
+	    NULL };
 	const struct key *k = NULL;
 	unsigned long long u;
 	char *base = (char *)c;
@@ -532,6 +540,11 @@ config_set(struct config *c, enum config_src src, const char *name,
 			goto bad_enum;
 		c->tls_min_version = 0x0301 + e;
 		return 0;
+	case K_DELIVERY:
+		if ((e = enum_index(v, deliveries)) < 0)
+			goto bad_enum;
+		c->delivery = (enum config_delivery)e;
+		return 0;
 	case K_PATH_LIST: {
 		bool certs = k->off == OFF(tls_certs);
 		char ***list = certs ? &c->tls_certs : &c->tls_keys;
@@ -567,7 +580,7 @@ config_set(struct config *c, enum config_src src, const char *name,
 bad_enum: {
 	const char *const *names = k->type == K_BARE_NEWLINE ? bare :
 	    k->type == K_LOG_LEVEL ? levels : k->type == K_LOG_FORMAT ?
-	    formats : versions;
+	    formats : k->type == K_DELIVERY ? deliveries : versions;
 	size_t o;
 
 	o = (size_t)snprintf(err, errlen, "%s: '%s' is not one of", name, v);
@@ -709,6 +722,11 @@ config_finish(struct config *c, char *err, size_t errlen)
 			    *p ? *p : ' ', c->maildir);
 			return -1;
 		}
+	}
+	if (c->delivery == CONFIG_DELIVERY_CAPTURE && c->capture_dir == NULL) {
+		snprintf(err, errlen, "capture_dir: required with delivery = "
+		    "capture (or give --capture DIR)");
+		return -1;
 	}
 	if (c->ntls_certs != c->ntls_keys) {
 		snprintf(err, errlen, "tls_cert and tls_key: %zu certificates "

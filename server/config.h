@@ -34,6 +34,12 @@ struct listen_conf {
 	int			require_tls;
 };
 
+/* Where accepted messages go (key delivery). */
+enum config_delivery {
+	CONFIG_DELIVERY_MAILDIR = 0,
+	CONFIG_DELIVERY_CAPTURE,	/* ID.eml + ID.json, for harnesses */
+};
+
 struct config {
 	char			 hostname[256];
 	struct listen_conf	*listen;
@@ -41,6 +47,8 @@ struct config {
 	char			**domains;	/* lower case */
 	size_t			 ndomains;
 	char			*maildir;	/* path, maybe with %d %l */
+	enum config_delivery	 delivery;
+	char			*capture_dir;	/* delivery = capture */
 	struct smtp_config	 smtp;		/* limits, policy for proto */
 	unsigned		 max_connections;
 	unsigned		 max_connections_per_ip;

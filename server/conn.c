@@ -79,6 +79,7 @@ struct conn {
 	struct delivery_txn	*txn;
 
 	char			 sid[16];
+	unsigned long long	 conn_no;	/* connections since start */
 	char			 ip[INET6_ADDRSTRLEN];
 	unsigned		 port;
 	bool			 v6;
@@ -447,7 +448,7 @@ ev_rcpt(struct conn *c, const struct smtp_event *ev)
 static void
 ev_data(struct conn *c)
 {
-	struct delivery_trace tr;
+	struct delivery_trace tr = { 0 };
 	char tlsinfo[160];
 
 	c->data_start = ev_now(c->srv->loop);
@@ -457,6 +458,7 @@ ev_data(struct conn *c)
 		return;
 	tr.helo = c->helo != NULL ? c->helo : "unknown";
 	tr.client_ip = c->ip;
+	tr.client_port = c->port;
 	tr.client_v6 = c->v6;
 	tr.esmtp = c->esmtp;
 	tr.tls_active = c->tls != NULL;
@@ -465,7 +467,15 @@ ev_data(struct conn *c)
 		snprintf(tlsinfo, sizeof(tlsinfo), "using %s with cipher %s",
 		    tls_conn_version(c->tls), tls_conn_cipher(c->tls));
 		tr.tls = tlsinfo;
+		tr.tls_version = tls_conn_version(c->tls);
+		tr.tls_cipher = tls_conn_cipher(c->tls);
+		tr.tls_sni = tls_conn_sni(c->tls)[0] != 0 ?
+		    tls_conn_sni(c->tls) : NULL;
 	}
+	tr.sid = c->sid;
+	tr.conn_no = c->conn_no;
+	/* Until ev_data_end() says when the body ended. */
+	tr.received = c->data_start;
 	if (delivery_txn_begin_data(c->txn, &tr) != 0) {
 		c->txn_failed = true;
 		c->txn_error = SMTP_MSG_TEMPFAIL;
@@ -502,6 +512,7 @@ ev_data_end(struct conn *c, const struct smtp_event *ev)
 	}
 	c->busy = true;
 	ev_timer_stop(c->srv->loop, &c->timer);
+	delivery_txn_received(c->txn, ev_now(c->srv->loop));
 	delivery_txn_commit(c->txn, on_committed, c);
 }
 
@@ -1232,6 +1243,7 @@ conn_accept(struct listener *lst, int fd, const struct sockaddr *sa,
 	n = ipcount_add(srv, c->ipkey, 1);
 	c->ip_counted = true;
 	srv->stats.connections++;
+	c->conn_no = srv->stats.connections;
 	if (cfg->max_connections_per_ip != 0 &&
 	    n > cfg->max_connections_per_ip) {
 		log_str(&l, "refused", "too_many_connections_ip");

@@ -31,12 +31,22 @@ delivery_create(const struct config *cfg, struct worker_pool *pool,
 	}
 	d->cfg = cfg;
 	d->pool = pool;
-	d->be = &delivery_maildir;
-	if (maildir_setup(d, err, errlen) != 0) {
-		free(d);
-		return NULL;
+	switch (cfg->delivery) {
+	case CONFIG_DELIVERY_CAPTURE:
+		d->be = &delivery_capture;
+		if (capture_setup(d, err, errlen) != 0)
+			goto fail;
+		break;
+	case CONFIG_DELIVERY_MAILDIR:
+		d->be = &delivery_maildir;
+		if (maildir_setup(d, err, errlen) != 0)
+			goto fail;
+		break;
 	}
 	return d;
+fail:
+	free(d);
+	return NULL;
 }
 
 void
@@ -70,6 +80,8 @@ delivery_txn_create(struct delivery *d, const char *id,
 	t->smtputf8 = mail->smtputf8;
 	t->requiretls = mail->requiretls;
 	t->ret = mail->ret;
+	t->size_param = mail->size;
+	t->body = mail->body;
 	t->sender = strndup(mail->path.addr, mail->path.addr_len);
 	if (mail->envid != NULL)
 		t->envid = strndup(mail->envid, mail->envid_len);
@@ -110,6 +122,8 @@ txn_free(struct delivery_txn *t)
 	for (i = 0; i < t->ntargets; i++)
 		free(t->targets[i]);
 	free(t->targets);
+	free(t->meta);
+	free(t->meta_tmp);
 	free(t);
 }
 
@@ -239,7 +253,9 @@ orcpt_text(const char *orcpt, char *out, size_t outlen)
 }
 
 /*
- * The header block written before the body:
+ * The header block written before the body (for a backend that wants
+ * it: a capture keeps the message as sent, and the trace in its own
+ * file):
  *
  *   Return-Path: <SENDER>                          (RFC 5321 4.4)
  *   Original-Recipient: rfc822;ADDR                (RFC 3798 2.3)
@@ -269,6 +285,11 @@ delivery_txn_begin_data(struct delivery_txn *t,
 	time_t now = time(NULL);
 	size_t o = 0;
 
+	t->received = tr->received;
+	if (t->d->be->begin != NULL && t->d->be->begin(t, tr) != 0)
+		return -1;
+	if (!t->d->be->trace_headers)
+		return 0;
 	gmtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
 	if (putf(t, "Return-Path: <%s>", t->sender) != 0)
@@ -313,6 +334,12 @@ delivery_txn_begin_data(struct delivery_txn *t,
 	if (o > 0 && putf(t, "X-Mxd-Envelope: %s", env + 2) != 0)
 		return -1;
 	return 0;
+}
+
+void
+delivery_txn_received(struct delivery_txn *t, double when)
+{
+	t->received = when;
 }
 
 int

@@ -42,7 +42,8 @@ struct delivery_trace {
 	const char	*tls_sni;	/* NULL when none was sent */
 	const char	*sid;		/* the session id */
 	unsigned long long conn_no;	/* connections since start, from 1 */
-	double		 received;	/* end of data, s since the epoch */
+	double		 received;	/* s since the epoch; end of data:
+					 * delivery_txn_received() */
 };
 
 /* The protocol of RFC 5321 4.4's "with" clause (RFC 3848, RFC 6531). */
@@ -58,7 +59,7 @@ const char	*delivery_protocol(const struct delivery_trace *tr,
 struct delivery	*delivery_create(const struct config *cfg,
 		    struct worker_pool *pool, char *err, size_t errlen);
 void		 delivery_destroy(struct delivery *d);
-/* "maildir:./mail", for the start-up line. */
+/* "maildir:./mail" or "capture:DIR", for the start-up line. */
 const char	*delivery_describe(const struct delivery *d);
 
 /*
@@ -73,9 +74,18 @@ int		 delivery_txn_add_rcpt(struct delivery_txn *t,
 unsigned	 delivery_txn_rcpt_count(const struct delivery_txn *t);
 const char	*delivery_txn_id(const struct delivery_txn *t);
 
-/* At DATA: the Return-Path and Received lines go first. */
+/*
+ * At DATA: the Return-Path and Received lines go first (Maildir); the
+ * backend keeps what it records of the trace (capture).  The trace is
+ * borrowed for the call only.
+ */
 int		 delivery_txn_begin_data(struct delivery_txn *t,
 		    const struct delivery_trace *tr);
+/*
+ * At the end of the body (before delivery_txn_commit()): the time, in
+ * s since the epoch, that replaces the trace's "received".
+ */
+void		 delivery_txn_received(struct delivery_txn *t, double when);
 /*
  * Body bytes as proto gives them (CRLF line ends).  Returns 1 when the
  * buffer is full enough that the caller should call delivery_txn_flush()

@@ -2,8 +2,9 @@
  * delivery_int.h - what delivery.c shares with its backends.
  *
  * delivery.c owns the transaction, its buffer and the job plumbing; a
- * backend (delivery_maildir.c) supplies the blocking steps, which run in
- * a worker thread and report failure as an errno value.
+ * backend (delivery_maildir.c, delivery_capture.c) supplies the blocking
+ * steps, which run in a worker thread and report failure as an errno
+ * value.
  */
 #ifndef MXD_DELIVERY_INT_H
 #define MXD_DELIVERY_INT_H
@@ -24,6 +25,11 @@ struct delivery_backend {
 	const char	*name;
 	/* Store LF line ends (Maildir's convention) instead of CRLF. */
 	bool		 lf_only;
+	/* Put the Return-Path/Received block before the body. */
+	bool		 trace_headers;
+	/* Loop, at DATA, optional: keep what it needs of the trace. */
+	int		(*begin)(struct delivery_txn *t,
+			    const struct delivery_trace *tr);
 	/* Worker: append buf[0..len) to the message, creating it first. */
 	int		(*write)(struct delivery_txn *t, const char *p,
 			    size_t n);
@@ -56,6 +62,8 @@ struct delivery_txn {
 
 	char			 id[40];
 	char			*sender;	/* "" for <> */
+	uint64_t		 size_param;	/* SIZE=, 0: none */
+	enum smtp_body		 body;
 	bool			 smtputf8;
 	bool			 requiretls;
 	enum smtp_ret		 ret;
@@ -75,9 +83,20 @@ struct delivery_txn {
 	char			*name;
 	char			**targets;
 	unsigned		 ntargets;
+	/* Capture: ID.eml's temporary in tmp_path; the metadata. */
+	char			*meta;		/* JSON made at DATA, unclosed */
+	size_t			 meta_len;
+	char			*meta_tmp;	/* its temporary file */
+	double			 received;	/* end of data */
 };
 
 extern const struct delivery_backend delivery_maildir;
 int	maildir_setup(struct delivery *d, char *err, size_t errlen);
+extern const struct delivery_backend delivery_capture;
+int	capture_setup(struct delivery *d, char *err, size_t errlen);
+/* mkdir -p, mode 0700 for what it creates: 0 or an errno value. */
+int	delivery_mkdirs(const char *path);
+/* fsync a directory by its path: 0 or an errno value. */
+int	delivery_fsync_dir(const char *path);
 
 #endif

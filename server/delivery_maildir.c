@@ -35,9 +35,9 @@ struct maildir {
 	bool		 is_template;
 };
 
-/* mkdir -p, mode 0700 for what it creates. */
-static int
-mkdirs(const char *path)
+/* mkdir -p, mode 0700 for what it creates (capture uses it too). */
+int
+delivery_mkdirs(const char *path)
 {
 	char tmp[PATH_MAX];
 	size_t i, n = strlen(path);
@@ -68,7 +68,7 @@ make_maildir(const char *base)
 		if ((size_t)snprintf(p, sizeof(p), "%s/%s", base, sub[i]) >=
 		    sizeof(p))
 			return ENAMETOOLONG;
-		if ((e = mkdirs(p)) != 0)
+		if ((e = delivery_mkdirs(p)) != 0)
 			return e;
 	}
 	return 0;
@@ -290,8 +290,8 @@ maildir_write(struct delivery_txn *t, const char *p, size_t n)
 	return 0;
 }
 
-static int
-fsync_dir(const char *path)
+int
+delivery_fsync_dir(const char *path)
 {
 	int fd, e = 0;
 
@@ -336,7 +336,7 @@ maildir_commit(struct delivery_txn *t)
 	t->tmp_path = NULL;
 	for (i = 0; i < t->ntargets; i++) {
 		snprintf(path, sizeof(path), "%s/new", t->targets[i]);
-		if ((e = fsync_dir(path)) != 0)
+		if ((e = delivery_fsync_dir(path)) != 0)
 			goto rollback;
 	}
 	return 0;
@@ -369,6 +369,7 @@ maildir_discard(struct delivery_txn *t)
 const struct delivery_backend delivery_maildir = {
 	.name = "maildir",
 	.lf_only = true,
+	.trace_headers = true,
 	.write = maildir_write,
 	.commit = maildir_commit,
 	.discard = maildir_discard,

@@ -2,9 +2,10 @@
  * main.c - mxd(8): flags, configuration, start-up, the loop, exit.
  *
  * Start-up order: defaults, the config file, flags; check the whole
- * (--check stops here); open the Maildir and the listeners; print one
- * "listening ADDR:PORT" line per listener on stdout (for scripts and
- * harnesses, which may ask for port 0); log the start line; run.
+ * (--check stops here); open the Maildir (or the capture directory)
+ * and the listeners; print one "listening ADDR:PORT" line per listener
+ * on stdout (for scripts and harnesses, which may ask for port 0); log
+ * the start line; run.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -42,6 +43,8 @@ usage(FILE *f)
 "  -l, --listen ADDR:PORT listen here, repeatable (port 0: any free port)\n"
 "  -d, --domain DOMAIN    accept mail for DOMAIN, repeatable\n"
 "  -m, --maildir PATH     store mail in this Maildir (%%d, %%l: per recipient)\n"
+"      --capture DIR      store each message as DIR/ID.eml and DIR/ID.json\n"
+"                         (-o delivery=capture -o capture_dir=DIR; for tests)\n"
 "  -H, --hostname NAME    our name in the greeting and Received headers\n"
 "      --tls-cert FILE    PEM certificate (chain), repeatable, paired in order\n"
 "      --tls-key FILE     PEM key for the --tls-cert at the same position\n"
@@ -93,6 +96,7 @@ main(int argc, char **argv)
 		{ "listen", required_argument, NULL, 'l' },
 		{ "domain", required_argument, NULL, 'd' },
 		{ "maildir", required_argument, NULL, 'm' },
+		{ "capture", required_argument, NULL, 'A' },
 		{ "hostname", required_argument, NULL, 'H' },
 		{ "tls-cert", required_argument, NULL, 'C' },
 		{ "tls-key", required_argument, NULL, 'K' },
@@ -113,7 +117,8 @@ main(int argc, char **argv)
 	int nflags = 0;
 
 	memset(&srv, 0, sizeof(srv));
-	flags = calloc((size_t)argc * 2 + 2, sizeof(*flags));
+	/* Two entries per flag, four for --capture (two keys). */
+	flags = calloc((size_t)argc * 4 + 2, sizeof(*flags));
 	if (flags == NULL)
 		return 1;
 	config_init(&cfg);
@@ -127,6 +132,11 @@ main(int argc, char **argv)
 		case 'd': flags[nflags++] = "domain"; flags[nflags++] = optarg;
 			break;
 		case 'm': flags[nflags++] = "maildir"; flags[nflags++] = optarg;
+			break;
+		case 'A': flags[nflags++] = "delivery";
+			flags[nflags++] = "capture";
+			flags[nflags++] = "capture_dir";
+			flags[nflags++] = optarg;
 			break;
 		case 'H': flags[nflags++] = "hostname";
 			flags[nflags++] = optarg;
