@@ -39,6 +39,7 @@ enum ktype {
 	K_TLS_VERSION,
 	K_PATH_LIST,
 	K_DELIVERY,
+	K_FAULT,
 };
 
 struct key {
@@ -127,6 +128,8 @@ static const struct key keys[] = {
 	    "request (never require) a client certificate (default no)" },
 	{ "tls_client_ca", K_PATH, OFF(tls_client_ca), 0, 0,
 	    "PEM CA bundle to verify client certificates (default none)" },
+	{ "fault", K_FAULT, 0, 0, 0,
+	    "a fault rule for test harnesses, repeatable (docs/harness.md)" },
 };
 
 void
@@ -180,6 +183,9 @@ config_free(struct config *c)
 	free(c->listen);
 	free(c->maildir);
 	free(c->capture_dir);
+	for (i = 0; i < c->nfaults; i++)
+		fault_free(&c->faults[i]);
+	free(c->faults);
 	free(c->data_dir);
 	free(c->tls_client_ca);
 	for (i = 0; i < c->ntls_certs; i++)
@@ -236,8 +242,8 @@ parse_size(const char *v, unsigned long long *out)
 }
 
 /* "300", "300s", "5m", "1h", "250ms". */
-static int
-parse_duration(const char *v, double *out)
+int
+config_parse_duration(const char *v, double *out)
 {
 	char *end;
 	double d;
@@ -502,7 +508,7 @@ config_set(struct config *c, enum config_src src, const char *name,
 	case K_DURATION: {
 		double d;
 
-		if (parse_duration(v, &d) != 0 || d < (double)k->min ||
+		if (config_parse_duration(v, &d) != 0 || d < (double)k->min ||
 		    d > (double)k->max) {
 			snprintf(err, errlen, "%s: expected a duration from "
 			    "%llus to %llus (e.g. 300s, 5m), got '%s'", name,
@@ -545,6 +551,29 @@ config_set(struct config *c, enum config_src src, const char *name,
 			goto bad_enum;
 		c->delivery = (enum config_delivery)e;
 		return 0;
+	case K_FAULT: {
+		struct fault_rule r, *nf;
+		char why[256];
+
+		if (fault_parse(v, &r, why, sizeof(why)) != 0) {
+			snprintf(err, errlen, "%s: %s", name, why);
+			return -1;
+		}
+		if (c->fault_src != src) {
+			for (i = 0; i < c->nfaults; i++)
+				fault_free(&c->faults[i]);
+			c->nfaults = 0;
+		}
+		c->fault_src = src;
+		nf = realloc(c->faults, (c->nfaults + 1) * sizeof(*nf));
+		if (nf == NULL) {
+			fault_free(&r);
+			goto oom;
+		}
+		c->faults = nf;
+		c->faults[c->nfaults++] = r;
+		return 0;
+	}
 	case K_PATH_LIST: {
 		bool certs = k->off == OFF(tls_certs);
 		char ***list = certs ? &c->tls_certs : &c->tls_keys;
@@ -606,6 +635,17 @@ struct file_ctx {
 	size_t		 errlen;
 };
 
+/* "[fault]", maybe with blanks or a comment after it. */
+static bool
+known_section(const char *p)
+{
+	if (strncmp(p, "[fault]", 7) != 0)
+		return false;
+	p += 7;
+	p += strspn(p, " \t\r\n");
+	return *p == 0 || *p == ';' || *p == '#';
+}
+
 /* inih's reader: one line at a time, counted, over-long lines refused. */
 static char *
 read_line(char *str, int num, void *stream)
@@ -627,12 +667,12 @@ read_line(char *str, int num, void *stream)
 		return NULL;
 	}
 	/*
-	 * Sections: none is defined yet, so any "[name]" is an error, and
-	 * it is named here, at its own line, even when no key follows.
+	 * Sections: [fault] alone is defined; any other "[name]" is an
+	 * error, named here, at its own line, even when no key follows.
 	 */
 	for (p = str; *p == ' ' || *p == '\t'; p++)
 		;
-	if (*p == '[') {
+	if (*p == '[' && !known_section(p)) {
 		snprintf(x->err, x->errlen, "%s:%d: unknown section %.*s",
 		    x->path, x->line, (int)strcspn(p, "\r\n"), p);
 		x->failed = true;
@@ -648,9 +688,21 @@ on_key(void *user, const char *section, const char *name, const char *value)
 	struct file_ctx *x = user;
 	char why[512];
 
-	/* read_line() refuses every [section] before inih sees it. */
+	/* read_line() refuses every other [section] before inih sees it. */
 	if (x->failed)
 		return 0;
+	if (strcmp(section, "fault") == 0) {
+		/* [fault]: "rule = RULE" lines, each a "fault" key. */
+		if (strcmp(name, "rule") != 0) {
+			snprintf(x->err, x->errlen, "%s:%d: [fault]: unknown "
+			    "key %s (expected rule = RULE)", x->path,
+			    x->line, name);
+			x->failed = true;
+			x->err_line = x->line;
+			return 0;
+		}
+		name = "fault";
+	}
 	if (config_set(x->c, CONFIG_SRC_FILE, name, value, why,
 	    sizeof(why)) != 0) {
 		snprintf(x->err, x->errlen, "%s:%d: %s", x->path, x->line,
@@ -756,6 +808,19 @@ config_finish(struct config *c, char *err, size_t errlen)
 			    "tls", l->text);
 			return -1;
 		}
+	}
+	for (size_t i = 0; i < c->nfaults; i++) {
+		const struct fault_rule *r = &c->faults[i];
+
+		if (r->target == FT_TLS && !config_wants_tls(c)) {
+			snprintf(err, errlen, "fault %s: no listener offers "
+			    "STARTTLS (tls = no)", r->text);
+			return -1;
+		}
+		/* Command rules ride on proto's hook; it costs when on. */
+		if (fault_target_of(fault_target_name(r->target)) >= 0 &&
+		    r->action != FA_HIDE)
+			c->smtp.hook_commands = true;
 	}
 	if (c->smtp.limits.text_line != 0 && c->smtp.limits.text_line < 1000) {
 		snprintf(err, errlen, "max_text_line: RFC 5321 4.5.3.1.6 "

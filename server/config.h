@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <sys/socket.h>
 
+#include "fault.h"
 #include "log.h"
 #include "smtp.h"
 
@@ -77,11 +78,16 @@ struct config {
 	bool			 tls_ask_client_cert;
 	char			*tls_client_ca;
 
+	/* fault: a harness's rules (docs/harness.md), in order */
+	struct fault_rule	*faults;
+	size_t			 nfaults;
+
 	/* Which layer last set the repeatable keys (a layer replaces). */
 	enum config_src		 listen_src;
 	enum config_src		 domain_src;
 	enum config_src		 cert_src;
 	enum config_src		 key_src;
+	enum config_src		 fault_src;
 };
 
 void	config_init(struct config *c);
@@ -95,6 +101,9 @@ int	config_set(struct config *c, enum config_src src, const char *key,
 	    const char *value, char *err, size_t errlen);
 /* Checks across keys, defaults that depend on others. */
 int	config_finish(struct config *c, char *err, size_t errlen);
+
+/* "300", "300s", "5m", "1h", "250ms" in seconds.  0 or -1. */
+int	config_parse_duration(const char *v, double *out);
 
 /* Parse "ADDR:PORT" (IPv4, or [IPv6]); no DNS.  0 or -1. */
 int	config_parse_listen(const char *s, struct listen_conf *out);

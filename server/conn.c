@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "delivery.h"
+#include "fault.h"
 #include "log.h"
 #include "server.h"
 #include "tls.h"
@@ -53,6 +54,14 @@ struct transport {
 /* After a failed handshake's alert: how long to drain before close. */
 #define TLS_LINGER	2.0
 #define TLS_LINGER_BYTES (64 * 1024)
+
+/* What a fault's delay holds back (docs/harness.md, "delay"). */
+enum fault_resume {
+	FR_NONE = 0,
+	FR_GREETING,
+	FR_COMMAND,
+	FR_EOM,
+};
 
 enum phase {
 	PH_SMTP,		/* plaintext or TLS, proto drives */
@@ -107,6 +116,9 @@ struct conn {
 	ev_tstamp		 start;
 	ev_tstamp		 data_start;
 	const char		*reason;	/* for the disconnect line */
+	enum fault_resume	 resume;	/* a fault's delay runs */
+	bool			 fault_kill;	/* close now, no reply */
+	bool			 fault_close_up; /* close once TLS is up */
 };
 
 /* ---- plaintext transport --------------------------------------------- */
@@ -396,6 +408,53 @@ update_watchers(struct conn *c)
 		ev_feed_event(loop, &c->rio, EV_READ);
 }
 
+/* ---- faults (docs/harness.md) ---------------------------------------- */
+
+static void set_timer(struct conn *c, ev_tstamp after);
+static void idle_timer(struct conn *c);
+
+/* The rule that fires here and now, logged, or NULL. */
+static const struct fault_rule *
+fault_here(struct conn *c, enum fault_target t, const char *arg,
+    size_t arglen)
+{
+	const struct config *cfg = c->srv->cfg;
+	const struct fault_rule *r;
+	struct logline l;
+
+	if (cfg->nfaults == 0)
+		return NULL;
+	r = fault_match(cfg->faults, cfg->nfaults, c->srv->fault_hits,
+	    c->conn_no, t, arg, arglen);
+	if (r == NULL)
+		return NULL;
+	c->srv->stats.faults++;
+	log_begin(&l, LOG_INFO, c->sid, "fault");
+	log_str(&l, "at", fault_target_name(t));
+	log_uint(&l, "conn", c->conn_no);
+	log_str(&l, "rule", r->text);
+	log_end(&l);
+	return r;
+}
+
+/* Hold everything (input, events) for d seconds, then go on. */
+static void
+fault_delay(struct conn *c, enum fault_resume what, double d)
+{
+	c->resume = what;
+	c->busy = true;
+	set_timer(c, d);
+}
+
+/* Answer proto's pending decision with the rule's reply. */
+static void
+fault_reply(struct conn *c, const struct fault_rule *r)
+{
+	if (r->code >= 400)
+		c->rejected++;
+	smtp_session_reply_custom(c->smtp, r->code, r->enh, r->reply_text);
+}
+
 /* ---- events from proto ------------------------------------------------ */
 
 static void on_flushed(void *arg, enum smtp_msg_result r);
@@ -501,9 +560,8 @@ ev_body(struct conn *c, const struct smtp_event *ev)
 }
 
 static void
-ev_data_end(struct conn *c, const struct smtp_event *ev)
+commit_message(struct conn *c)
 {
-	c->msg_size = ev->msg_size;
 	if (c->txn == NULL || c->txn_failed) {
 		/* Answered now; pump()'s loop picks up the reply. */
 		finish_message(c, c->txn == NULL ? SMTP_MSG_TEMPFAIL :
@@ -514,6 +572,92 @@ ev_data_end(struct conn *c, const struct smtp_event *ev)
 	ev_timer_stop(c->srv->loop, &c->timer);
 	delivery_txn_received(c->txn, ev_now(c->srv->loop));
 	delivery_txn_commit(c->txn, on_committed, c);
+}
+
+static void
+ev_data_end(struct conn *c, const struct smtp_event *ev)
+{
+	const struct fault_rule *r;
+
+	c->msg_size = ev->msg_size;
+	if ((r = fault_here(c, FT_EOM, NULL, 0)) == NULL) {
+		commit_message(c);
+		return;
+	}
+	switch (r->action) {
+	case FA_REPLY:
+		/* The client hears this; nothing is kept. */
+		drop_txn(c);
+		fault_reply(c, r);
+		break;
+	case FA_DELAY:
+		fault_delay(c, FR_EOM, r->delay);
+		break;
+	case FA_DISCONNECT:
+		c->fault_kill = true;
+		break;
+	default:
+		commit_message(c);
+		break;
+	}
+}
+
+/* A command, before proto runs it: a fault may answer it instead. */
+static void
+ev_command(struct conn *c, const struct smtp_event *ev)
+{
+	const struct fault_rule *r = NULL;
+	const char *arg;
+	size_t alen;
+	int t = fault_target_of(ev->cmd);
+
+	if (t >= 0) {
+		fault_command_arg(ev->arg, ev->arg_len, &arg, &alen);
+		r = fault_here(c, (enum fault_target)t, arg, alen);
+	}
+	if (r == NULL) {
+		smtp_session_command_result(c->smtp, SMTP_CMD_PROCEED);
+		return;
+	}
+	switch (r->action) {
+	case FA_REPLY:
+		fault_reply(c, r);
+		break;
+	case FA_DELAY:
+		fault_delay(c, FR_COMMAND, r->delay);
+		break;
+	case FA_DISCONNECT:
+		smtp_session_command_result(c->smtp, SMTP_CMD_DISCONNECT);
+		break;
+	default:
+		smtp_session_command_result(c->smtp, SMTP_CMD_PROCEED);
+		break;
+	}
+}
+
+/* The delay is over: do what it held back. */
+static void
+fault_resume(struct conn *c)
+{
+	enum fault_resume what = c->resume;
+
+	c->resume = FR_NONE;
+	c->busy = false;
+	idle_timer(c);
+	switch (what) {
+	case FR_GREETING:
+		smtp_session_greet(c->smtp);
+		break;
+	case FR_COMMAND:
+		smtp_session_command_result(c->smtp, SMTP_CMD_PROCEED);
+		break;
+	case FR_EOM:
+		commit_message(c);
+		break;
+	case FR_NONE:
+		break;
+	}
+	pump(c);
 }
 
 static void
@@ -554,7 +698,7 @@ handle(struct conn *c, const struct smtp_event *ev)
 		log_end(&l);
 		break;
 	case SMTP_EV_COMMAND:
-		smtp_session_command_result(c->smtp, SMTP_CMD_PROCEED);
+		ev_command(c, ev);
 		break;
 	case SMTP_EV_MAIL:
 		drop_txn(c);
@@ -657,6 +801,10 @@ pump(struct conn *c)
 		while (!c->busy &&
 		    smtp_session_next(c->smtp, &ev) != SMTP_EV_NONE) {
 			handle(c, &ev);
+			if (c->fault_kill) {
+				conn_close(c, "fault");
+				return false;
+			}
 			drain_check(c);
 		}
 		if (smtp_session_oom(c->smtp)) {
@@ -899,8 +1047,6 @@ tls_up(struct conn *c)
 	struct logline l;
 	char subject[256], verify[256];
 
-	c->phase = PH_SMTP;
-	c->tr = &tls_transport;
 	log_begin(&l, LOG_INFO, c->sid, "tls");
 	log_str(&l, "version", tls_conn_version(c->tls));
 	log_str(&l, "cipher", tls_conn_cipher(c->tls));
@@ -914,6 +1060,13 @@ tls_up(struct conn *c)
 	log_int(&l, "ms", (long long)((ev_now(c->srv->loop) - c->tls_start) *
 	    1000));
 	log_end(&l);
+	if (c->fault_close_up) {
+		/* "tls close after handshake": not even a close_notify. */
+		conn_close(c, "fault");
+		return false;
+	}
+	c->phase = PH_SMTP;
+	c->tr = &tls_transport;
 	/* RFC 3207 4.2: forget everything; the client starts with EHLO. */
 	smtp_session_tls_started(c->smtp);
 	idle_timer(c);
@@ -943,14 +1096,50 @@ hs_step(struct conn *c)
 static bool
 tls_begin(struct conn *c)
 {
-	c->tls = tls_conn_create(c->srv->tls, c->fd);
+	const struct fault_rule *r = fault_here(c, FT_TLS, NULL, 0);
+	struct tls_server *ts = c->srv->tls;
+	struct tls_fault f = { TLS_FAULT_NONE, TLS_STEP_CLIENT_HELLO, 0 };
+
+	if (r != NULL) {
+		f.step = (enum tls_fault_step)r->step;
+		switch (r->action) {
+		case FA_TLS_CERT:
+		case FA_TLS_MAX_VERSION:
+			ts = c->srv->fault_tls[r - c->srv->cfg->faults];
+			break;
+		case FA_TLS_ALERT:
+			f.kind = TLS_FAULT_ALERT;
+			f.alert = r->alert;
+			break;
+		case FA_TLS_CLOSE:
+			if (r->after_handshake)
+				c->fault_close_up = true;
+			else
+				f.kind = TLS_FAULT_CLOSE;
+			break;
+		case FA_TLS_STALL:
+			f.kind = TLS_FAULT_STALL;
+			break;
+		case FA_TLS_GARBAGE:
+			f.kind = TLS_FAULT_GARBAGE;
+			break;
+		default:
+			break;
+		}
+	}
+	c->tls = tls_conn_create(ts, c->fd);
 	if (c->tls == NULL) {
 		conn_close(c, "out_of_memory");
 		return false;
 	}
+	if (f.kind != TLS_FAULT_NONE)
+		tls_conn_set_fault(c->tls, &f);
 	c->phase = PH_HANDSHAKE;
 	c->tls_start = ev_now(c->srv->loop);
-	set_timer(c, c->srv->cfg->tls_handshake_timeout);
+	if (f.kind == TLS_FAULT_STALL)
+		ev_timer_stop(c->srv->loop, &c->timer);	/* for ever */
+	else
+		set_timer(c, c->srv->cfg->tls_handshake_timeout);
 	return hs_step(c);
 }
 
@@ -1121,6 +1310,10 @@ on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 	case PH_SMTP:
 		break;
 	}
+	if (c->resume != FR_NONE) {
+		fault_resume(c);
+		return;
+	}
 	if (c->greet_pending) {
 		/* The client waited, as it should: greet it now. */
 		c->greet_pending = false;
@@ -1255,17 +1448,42 @@ conn_accept(struct listener *lst, int fd, const struct sockaddr *sa,
 		log_end(&l);
 		smtp_session_hangup(c->smtp, SMTP_HANGUP_TOO_FAST);
 	} else {
+		const struct fault_rule *r;
+
 		if (fallback)
 			log_str(&l, "tls_fallback", "starttls_not_offered");
 		log_end(&l);
-		if (cfg->greeting_delay > 0) {
+		r = fault_hides_starttls(cfg->faults, cfg->nfaults, c->conn_no);
+		if (r != NULL) {
+			log_begin(&l, LOG_INFO, c->sid, "fault");
+			log_str(&l, "at", "starttls");
+			log_uint(&l, "conn", c->conn_no);
+			log_str(&l, "rule", r->text);
+			log_end(&l);
+			srv->stats.faults++;
+			smtp_session_hide_starttls(c->smtp);
+		}
+		r = fault_here(c, FT_GREETING, NULL, 0);
+		if (r != NULL && r->action == FA_DISCONNECT) {
+			conn_close(c, "fault");
+			return;
+		}
+		if (r != NULL && r->action == FA_DELAY) {
+			fault_delay(c, FR_GREETING, r->delay);
+			return;
+		}
+		if (r != NULL && r->action == FA_REPLY) {
+			smtp_session_greet_custom(c->smtp, r->code, r->enh,
+			    r->reply_text);
+		} else if (cfg->greeting_delay > 0) {
 			/* The 220 waits; on_read watches for early talk. */
 			c->greet_pending = true;
 			set_timer(c, cfg->greeting_delay);
 			ev_io_start(srv->loop, &c->rio);
 			return;
+		} else {
+			smtp_session_greet(c->smtp);
 		}
-		smtp_session_greet(c->smtp);
 	}
 	pump(c);
 	(void)salen;

@@ -45,6 +45,7 @@ usage(FILE *f)
 "  -m, --maildir PATH     store mail in this Maildir (%%d, %%l: per recipient)\n"
 "      --capture DIR      store each message as DIR/ID.eml and DIR/ID.json\n"
 "                         (-o delivery=capture -o capture_dir=DIR; for tests)\n"
+"      --fault RULE       inject a fault, repeatable (docs/harness.md; for tests)\n"
 "  -H, --hostname NAME    our name in the greeting and Received headers\n"
 "      --tls-cert FILE    PEM certificate (chain), repeatable, paired in order\n"
 "      --tls-key FILE     PEM key for the --tls-cert at the same position\n"
@@ -97,6 +98,7 @@ main(int argc, char **argv)
 		{ "domain", required_argument, NULL, 'd' },
 		{ "maildir", required_argument, NULL, 'm' },
 		{ "capture", required_argument, NULL, 'A' },
+		{ "fault", required_argument, NULL, 'F' },
 		{ "hostname", required_argument, NULL, 'H' },
 		{ "tls-cert", required_argument, NULL, 'C' },
 		{ "tls-key", required_argument, NULL, 'K' },
@@ -137,6 +139,8 @@ main(int argc, char **argv)
 			flags[nflags++] = "capture";
 			flags[nflags++] = "capture_dir";
 			flags[nflags++] = optarg;
+			break;
+		case 'F': flags[nflags++] = "fault"; flags[nflags++] = optarg;
 			break;
 		case 'H': flags[nflags++] = "hostname";
 			flags[nflags++] = optarg;
@@ -234,6 +238,10 @@ main(int argc, char **argv)
 			goto out;
 		}
 	}
+	if (server_faults_init(&srv, err, sizeof(err)) != 0) {
+		fprintf(stderr, "mxd: %s\n", err);
+		goto out;
+	}
 	srv.delivery = delivery_create(&cfg, srv.pool, err, sizeof(err));
 	if (srv.delivery == NULL) {
 		fprintf(stderr, "mxd: %s\n", err);
@@ -306,6 +314,8 @@ main(int argc, char **argv)
 		log_uint(&l, "floods", srv.stats.floods);
 		log_uint(&l, "rate_limited", srv.stats.rate_limited);
 		log_uint(&l, "slow_data", srv.stats.slow_data);
+		if (cfg.nfaults != 0)
+			log_uint(&l, "faults", srv.stats.faults);
 		log_end(&l);
 	}
 
@@ -321,6 +331,7 @@ out:
 		ev_signal_stop(srv.loop, &srv.sigint);
 		ev_signal_stop(srv.loop, &srv.sighup);
 	}
+	server_faults_free(&srv);
 	tls_server_destroy(srv.tls);
 	free(srv.listeners);
 	free(flags);

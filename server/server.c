@@ -130,8 +130,8 @@ server_shutdown(struct server *srv)
  * made on first start and reused after (DESIGN.md: STARTTLS works with
  * no configuration at all).
  */
-struct tls_server *
-server_tls_load(const struct config *cfg, bool print, char *err,
+static struct tls_server *
+tls_load(const struct config *cfg, bool print, int max_version, char *err,
     size_t errlen)
 {
 	struct tls_keypair_files *pairs;
@@ -171,6 +171,7 @@ server_tls_load(const struct config *cfg, bool print, char *err,
 	tc.pairs = pairs;
 	tc.npairs = n;
 	tc.min_version = cfg->tls_min_version;
+	tc.max_version = max_version;
 	tc.tickets = cfg->tls_tickets;
 	tc.ticket_lifetime = (unsigned)cfg->tls_ticket_lifetime;
 	tc.ask_client_cert = cfg->tls_ask_client_cert;
@@ -181,7 +182,7 @@ server_tls_load(const struct config *cfg, bool print, char *err,
 			printf("certificate %s\n",
 			    realpath(pairs[i].cert, abs) ? abs : pairs[i].cert);
 	}
-	if (ts != NULL) {
+	if (ts != NULL && max_version == 0) {
 		for (i = 0; i < tls_server_npairs(ts); i++)
 			log_msg(LOG_INFO, "tls_certificate", "%s: %s",
 			    pairs[i].cert, tls_server_pair_desc(ts, i));
@@ -203,6 +204,13 @@ server_tls_load(const struct config *cfg, bool print, char *err,
 	return ts;
 }
 
+struct tls_server *
+server_tls_load(const struct config *cfg, bool print, char *err,
+    size_t errlen)
+{
+	return tls_load(cfg, print, 0, err, errlen);
+}
+
 /* SIGHUP: new handshakes use new certificates; live sessions keep theirs. */
 void
 server_reload_tls(struct server *srv)
@@ -221,6 +229,95 @@ server_reload_tls(struct server *srv)
 	tls_server_destroy(srv->tls);
 	srv->tls = ts;
 	log_msg(LOG_INFO, "reload", "certificates reloaded");
+}
+
+/* ---- fault rules ------------------------------------------------------ */
+
+/*
+ * A "tls cert" rule presents a certificate made wrong on purpose, with
+ * mbedTLS, in data_dir at each start; a "tls max_version" rule the
+ * configured pairs under a version cap.  Each is a TLS server of its
+ * own, made here so that a handshake only picks one.
+ */
+static struct tls_server *
+fault_tls_server(const struct server *srv, const struct fault_rule *r,
+    char *err, size_t errlen)
+{
+	static const char *const names[] = { "expired", "wrong_name",
+	    "untrusted" };
+	struct tls_keypair_files pair;
+	struct tls_server_conf tc;
+	struct tls_server *ts;
+	const struct config *cfg = srv->cfg;
+	char cert[PATH_MAX], key[PATH_MAX], why[256];
+
+	if (r->action == FA_TLS_MAX_VERSION) {
+		ts = tls_load(cfg, false, r->version, why, sizeof(why));
+		if (ts == NULL)
+			snprintf(err, errlen, "fault %s: %s", r->text, why);
+		return ts;
+	}
+	snprintf(cert, sizeof(cert), "%s/mxd-fault-%s.crt", cfg->data_dir,
+	    names[r->cert]);
+	snprintf(key, sizeof(key), "%s/mxd-fault-%s.key", cfg->data_dir,
+	    names[r->cert]);
+	if (tls_make_variant(cert, key, cfg->hostname,
+	    (enum tls_cert_variant)r->cert, why, sizeof(why)) != 0) {
+		snprintf(err, errlen, "fault %s: %s", r->text, why);
+		return NULL;
+	}
+	pair.cert = cert;
+	pair.key = key;
+	memset(&tc, 0, sizeof(tc));
+	tc.pairs = &pair;
+	tc.npairs = 1;
+	tc.min_version = cfg->tls_min_version;
+	ts = tls_server_create(&tc, why, sizeof(why));
+	if (ts == NULL)
+		snprintf(err, errlen, "fault %s: %s", r->text, why);
+	return ts;
+}
+
+int
+server_faults_init(struct server *srv, char *err, size_t errlen)
+{
+	const struct config *cfg = srv->cfg;
+	size_t i;
+
+	if (cfg->nfaults == 0)
+		return 0;
+	srv->fault_hits = calloc(cfg->nfaults, sizeof(*srv->fault_hits));
+	srv->fault_tls = calloc(cfg->nfaults, sizeof(*srv->fault_tls));
+	if (srv->fault_hits == NULL || srv->fault_tls == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (i = 0; i < cfg->nfaults; i++) {
+		const struct fault_rule *r = &cfg->faults[i];
+
+		if (r->action != FA_TLS_CERT && r->action != FA_TLS_MAX_VERSION)
+			continue;
+		srv->fault_tls[i] = fault_tls_server(srv, r, err, errlen);
+		if (srv->fault_tls[i] == NULL)
+			return -1;
+	}
+	log_msg(LOG_WARN, "faults", "%zu fault rule(s) active: this server "
+	    "fails on purpose (a test harness)", cfg->nfaults);
+	return 0;
+}
+
+void
+server_faults_free(struct server *srv)
+{
+	size_t i;
+
+	if (srv->fault_tls != NULL)
+		for (i = 0; i < srv->cfg->nfaults; i++)
+			tls_server_destroy(srv->fault_tls[i]);
+	free(srv->fault_tls);
+	free(srv->fault_hits);
+	srv->fault_tls = NULL;
+	srv->fault_hits = NULL;
 }
 
 /* ---- fallback memory (tls_fallback_window) ---------------------------- */

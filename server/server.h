@@ -72,6 +72,7 @@ struct server_stats {
 	unsigned long long	 floods;
 	unsigned long long	 rate_limited;
 	unsigned long long	 slow_data;
+	unsigned long long	 faults;
 };
 
 struct server {
@@ -103,6 +104,11 @@ struct server {
 	struct server_stats	 stats;
 
 	uint64_t		 sid_next;	/* random start, then +1 */
+
+	/* Fault rules (cfg->faults): how often each matched, and the
+	 * TLS servers of "tls cert" and "tls max_version" rules. */
+	unsigned long long	*fault_hits;
+	struct tls_server	**fault_tls;
 };
 
 /* listener.c */
@@ -120,6 +126,9 @@ unsigned ipcount_add(struct server *srv, const unsigned char key[16],
 struct tls_server *server_tls_load(const struct config *cfg, bool print,
 	    char *err, size_t errlen);
 void	server_reload_tls(struct server *srv);
+/* Counters and TLS servers for the fault rules; 0 or -1 with err. */
+int	server_faults_init(struct server *srv, char *err, size_t errlen);
+void	server_faults_free(struct server *srv);
 void	fallback_note(struct server *srv, const unsigned char key[16]);
 bool	fallback_active(struct server *srv, const unsigned char key[16]);
 /* max_connection_rate: may this address open one more connection now? */
