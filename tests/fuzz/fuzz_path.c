@@ -120,9 +120,6 @@ check_ok_path(const char *buf, size_t len, unsigned flags,
 		return;
 	}
 	CHECK(p->addr + p->addr_len == gt);
-	/* Known bug "literal-nul": inet_pton stops at a NUL. */
-	if (fuzz_known("literal-nul") && memchr(p->addr, 0, p->addr_len))
-		return;
 	/* RFC 6531: non-ASCII only with the UTF8 flag, and then flagged. */
 	CHECK(p->utf8 == has_8bit(p->addr, p->addr_len));
 	CHECK(!p->utf8 || (flags & SMTP_PATH_UTF8));
@@ -332,18 +329,12 @@ fuzz_valid(const uint8_t *data, size_t len)
 			    buf[i] == '-' || buf[i] == '.');
 		check_as_path_domain(buf, len);
 	}
-	/* Known bug "literal-nul": inet_pton stops at a NUL. */
-	if (l && !(fuzz_known("literal-nul") && memchr(buf, 0, len) != NULL)) {
+	if (l) {
 		CHECK(len >= 3 && buf[0] == '[' && buf[len - 1] == ']');
 		/* RFC 5321 4.1.3: printable ASCII only, in every form. */
 		for (i = 0; i < len; i++)
 			CHECK(buf[i] >= 33 && buf[i] <= 126);
-		/* Known bug "literal-gt": the path parser ends a path at the
-		 * first '>' (or opens a quote at '"'), even inside a literal
-		 * whose dcontent may hold them. */
-		if (!fuzz_known("literal-gt") || (memchr(buf, '>', len) == NULL &&
-		    memchr(buf, '"', len) == NULL))
-			check_as_path_domain(buf, len);
+		check_as_path_domain(buf, len);
 	}
 	if (h && !l) {
 		CHECK(len > 0 && buf[0] != '[');
