@@ -7,21 +7,16 @@
  * on stdout (for scripts and harnesses, which may ask for port 0); log
  * the start line; run.
  */
-#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <unistd.h>
 
 #include "config.h"
-#include "delivery.h"
 #include "log.h"
 #include "server.h"
 #include "tls.h"
-#include "worker.h"
 
 #ifndef MXD_VERSION
 #define MXD_VERSION "unknown"
@@ -208,56 +203,11 @@ main(int argc, char **argv)
 
 	log_setup(cfg.log_level, cfg.log_format);
 	signal(SIGPIPE, SIG_IGN);
-	srv.cfg = &cfg;
-	srv.loop = ev_default_loop(EVFLAG_AUTO);
-	if (srv.loop == NULL) {
-		fprintf(stderr, "mxd: cannot create the event loop\n");
-		goto out;
-	}
-	if (getrandom(&srv.sid_next, sizeof(srv.sid_next), 0) !=
-	    sizeof(srv.sid_next) ||
-	    getrandom(&srv.ipcount_seed, sizeof(srv.ipcount_seed), 0) !=
-	    sizeof(srv.ipcount_seed)) {
-		fprintf(stderr, "mxd: getrandom: %s\n", strerror(errno));
-		goto out;
-	}
-	srv.pool = worker_pool_create(srv.loop, cfg.delivery_threads);
-	if (srv.pool == NULL) {
-		fprintf(stderr, "mxd: cannot start worker threads\n");
-		goto out;
-	}
-	if (config_wants_tls(&cfg)) {
-		if (tls_global_init() != 0) {
-			fprintf(stderr, "mxd: cannot initialise the TLS "
-			    "library\n");
-			goto out;
-		}
-		srv.tls = server_tls_load(&cfg, print_cert, err, sizeof(err));
-		if (srv.tls == NULL) {
-			fprintf(stderr, "mxd: %s\n", err);
-			goto out;
-		}
-	}
-	if (server_faults_init(&srv, err, sizeof(err)) != 0) {
+	if (server_setup(&srv, &cfg, ev_default_loop(EVFLAG_AUTO), print_cert,
+	    err, sizeof(err)) != 0 || server_listen(&srv, err,
+	    sizeof(err)) != 0) {
 		fprintf(stderr, "mxd: %s\n", err);
 		goto out;
-	}
-	srv.delivery = delivery_create(&cfg, srv.pool, err, sizeof(err));
-	if (srv.delivery == NULL) {
-		fprintf(stderr, "mxd: %s\n", err);
-		goto out;
-	}
-	listeners_init(&srv);
-	srv.listeners = calloc(cfg.nlisten, sizeof(*srv.listeners));
-	if (srv.listeners == NULL)
-		goto out;
-	for (i = 0; i < cfg.nlisten; i++) {
-		if (listener_open(&srv, &cfg.listen[i], &srv.listeners[i],
-		    err, sizeof(err)) != 0) {
-			fprintf(stderr, "mxd: %s\n", err);
-			goto out;
-		}
-		srv.nlisteners++;
 	}
 	ev_signal_init(&srv.sigterm, on_signal, SIGTERM);
 	ev_signal_init(&srv.sigint, on_signal, SIGINT);
@@ -270,37 +220,7 @@ main(int argc, char **argv)
 	for (i = 0; i < srv.nlisteners; i++)
 		printf("listening %s\n", srv.listeners[i].bound);
 	fflush(stdout);
-	{
-		struct logline l;
-		char listen[LOG_LINE_MAX] = "";
-		size_t o = 0;
-
-		for (i = 0; i < srv.nlisteners && o < sizeof(listen); i++)
-			o += (size_t)snprintf(listen + o, sizeof(listen) - o,
-			    "%s%s", i ? "," : "", srv.listeners[i].bound);
-		log_begin(&l, LOG_INFO, NULL, "start");
-		log_str(&l, "version", MXD_VERSION);
-		log_str(&l, "hostname", cfg.hostname);
-		log_str(&l, "listen", listen);
-		log_str(&l, "delivery", delivery_describe(srv.delivery));
-		log_str(&l, "tls", srv.tls == NULL ? "off" :
-		    tls_library_version());
-		if (cfg.ndomains == 0) {
-			log_str(&l, "domains", "any");
-			log_str(&l, "note", "no domain configured: accepting "
-			    "mail for every recipient domain");
-		} else {
-			char doms[LOG_LINE_MAX] = "";
-
-			o = 0;
-			for (i = 0; i < cfg.ndomains && o < sizeof(doms); i++)
-				o += (size_t)snprintf(doms + o,
-				    sizeof(doms) - o, "%s%s", i ? "," : "",
-				    cfg.domains[i]);
-			log_str(&l, "domains", doms);
-		}
-		log_end(&l);
-	}
+	server_log_start(&srv);
 
 	ev_run(srv.loop, 0);
 	rc = 0;
@@ -321,19 +241,11 @@ main(int argc, char **argv)
 
 out:
 	if (srv.loop != NULL) {
-		for (i = 0; i < srv.nlisteners; i++)
-			listener_close(&srv.listeners[i]);
-		/* Let every queued file job finish: nothing half-done. */
-		worker_pool_destroy(srv.pool);
-		delivery_destroy(srv.delivery);
-		server_free_tables(&srv);
 		ev_signal_stop(srv.loop, &srv.sigterm);
 		ev_signal_stop(srv.loop, &srv.sigint);
 		ev_signal_stop(srv.loop, &srv.sighup);
 	}
-	server_faults_free(&srv);
-	tls_server_destroy(srv.tls);
-	free(srv.listeners);
+	server_teardown(&srv);
 	free(flags);
 	config_free(&cfg);
 	return rc;

@@ -8,16 +8,20 @@
  * runs out, whatever is left is closed.  The loop ends when the last
  * connection is gone, and main() then waits for the worker pool.
  */
+#include <errno.h>
 #include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
+#include "delivery.h"
 #include "log.h"
 #include "server.h"
 #include "tls.h"
+#include "worker.h"
 
 /* FNV-1a with a per-process seed: a client cannot aim at one bucket. */
 static uint32_t
@@ -121,6 +125,137 @@ server_shutdown(struct server *srv)
 		next = conn_next(c);
 		conn_shutdown(c);
 	}
+}
+
+/* ---- start and end ---------------------------------------------------- */
+
+/*
+ * What main() and libmxd share: everything from a finished config to a
+ * server ready to listen, on the caller's loop.  No signals, nothing
+ * printed but the certificate paths when asked (print).
+ */
+int
+server_setup(struct server *srv, const struct config *cfg,
+    struct ev_loop *loop, bool print, char *err, size_t errlen)
+{
+	memset(srv, 0, sizeof(*srv));
+	srv->cfg = cfg;
+	srv->loop = loop;
+	if (loop == NULL) {
+		snprintf(err, errlen, "cannot create the event loop");
+		return -1;
+	}
+	listeners_init(srv);
+	if (getrandom(&srv->sid_next, sizeof(srv->sid_next), 0) !=
+	    sizeof(srv->sid_next) ||
+	    getrandom(&srv->ipcount_seed, sizeof(srv->ipcount_seed), 0) !=
+	    sizeof(srv->ipcount_seed)) {
+		snprintf(err, errlen, "getrandom: %s", strerror(errno));
+		return -1;
+	}
+	srv->pool = worker_pool_create(loop, cfg->delivery_threads);
+	if (srv->pool == NULL) {
+		snprintf(err, errlen, "cannot start worker threads");
+		return -1;
+	}
+	if (config_wants_tls(cfg)) {
+		if (tls_global_init() != 0) {
+			snprintf(err, errlen, "cannot initialise the TLS "
+			    "library");
+			return -1;
+		}
+		srv->tls = server_tls_load(cfg, print, err, errlen);
+		if (srv->tls == NULL)
+			return -1;
+	}
+	if (server_faults_init(srv, err, errlen) != 0)
+		return -1;
+	srv->delivery = delivery_create(cfg, srv->pool, err, errlen);
+	if (srv->delivery == NULL)
+		return -1;
+	return 0;
+}
+
+/* Open every configured listener; they accept once the loop runs. */
+int
+server_listen(struct server *srv, char *err, size_t errlen)
+{
+	const struct config *cfg = srv->cfg;
+	size_t i;
+
+	srv->listeners = calloc(cfg->nlisten, sizeof(*srv->listeners));
+	if (srv->listeners == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (i = 0; i < cfg->nlisten; i++) {
+		if (listener_open(srv, &cfg->listen[i], &srv->listeners[i],
+		    err, errlen) != 0)
+			return -1;
+		srv->nlisteners++;
+	}
+	return 0;
+}
+
+/* The "start" line: what this server is and where it listens. */
+void
+server_log_start(const struct server *srv)
+{
+	const struct config *cfg = srv->cfg;
+	struct logline l;
+	char listen[LOG_LINE_MAX] = "", doms[LOG_LINE_MAX] = "";
+	size_t i, o = 0;
+
+	for (i = 0; i < srv->nlisteners && o < sizeof(listen); i++)
+		o += (size_t)snprintf(listen + o, sizeof(listen) - o, "%s%s",
+		    i ? "," : "", srv->listeners[i].bound);
+	log_begin(&l, LOG_INFO, NULL, "start");
+	log_str(&l, "version", MXD_VERSION);
+	log_str(&l, "hostname", cfg->hostname);
+	log_str(&l, "listen", listen);
+	log_str(&l, "delivery", delivery_describe(srv->delivery));
+	log_str(&l, "tls", srv->tls == NULL ? "off" : tls_library_version());
+	if (cfg->ndomains == 0) {
+		log_str(&l, "domains", "any");
+		log_str(&l, "note", "no domain configured: accepting mail for "
+		    "every recipient domain");
+	} else {
+		o = 0;
+		for (i = 0; i < cfg->ndomains && o < sizeof(doms); i++)
+			o += (size_t)snprintf(doms + o, sizeof(doms) - o,
+			    "%s%s", i ? "," : "", cfg->domains[i]);
+		log_str(&l, "domains", doms);
+	}
+	log_end(&l);
+}
+
+/*
+ * After the loop: close the listeners, let every queued file job
+ * finish (nothing half-done), free the rest.  Connections must be gone.
+ */
+void
+server_teardown(struct server *srv)
+{
+	size_t i;
+
+	if (srv->loop == NULL)
+		return;
+	for (i = 0; i < srv->nlisteners; i++)
+		listener_close(&srv->listeners[i]);
+	ev_timer_stop(srv->loop, &srv->accept_retry);
+	ev_timer_stop(srv->loop, &srv->grace);
+	worker_pool_destroy(srv->pool);
+	delivery_destroy(srv->delivery);
+	server_free_tables(srv);
+	server_faults_free(srv);
+	tls_server_destroy(srv->tls);
+	free(srv->listeners);
+	srv->pool = NULL;
+	srv->delivery = NULL;
+	srv->tls = NULL;
+	srv->listeners = NULL;
+	srv->nlisteners = 0;
+	srv->loop = NULL;
 }
 
 /* ---- TLS certificates ------------------------------------------------- */

@@ -120,6 +120,11 @@ void	listeners_pause(struct server *srv);
 void	listeners_resume(struct server *srv);
 
 /* server.c */
+int	server_setup(struct server *srv, const struct config *cfg,
+	    struct ev_loop *loop, bool print, char *err, size_t errlen);
+int	server_listen(struct server *srv, char *err, size_t errlen);
+void	server_teardown(struct server *srv);
+void	server_log_start(const struct server *srv);
 unsigned ipcount_add(struct server *srv, const unsigned char key[16],
 	    int delta);
 /* Load the certificates of the config (or make the self-signed one). */
