@@ -39,6 +39,7 @@ struct listen_conf {
 enum config_delivery {
 	CONFIG_DELIVERY_MAILDIR = 0,
 	CONFIG_DELIVERY_CAPTURE,	/* ID.eml + ID.json, for harnesses */
+	CONFIG_DELIVERY_CALLBACK,	/* libmxd's message callback; no key */
 };
 
 struct config {

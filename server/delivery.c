@@ -42,6 +42,10 @@ delivery_create(const struct config *cfg, struct worker_pool *pool,
 		if (maildir_setup(d, err, errlen) != 0)
 			goto fail;
 		break;
+	case CONFIG_DELIVERY_CALLBACK:
+		d->be = &delivery_callback;
+		snprintf(d->describe, sizeof(d->describe), "callback");
+		break;
 	}
 	return d;
 fail:
@@ -169,6 +173,36 @@ delivery_txn_size(const struct delivery_txn *t)
 {
 	return t->size + t->len;
 }
+
+const char *
+delivery_txn_sender(const struct delivery_txn *t)
+{
+	return t->sender;
+}
+
+const char *
+delivery_txn_rcpt(const struct delivery_txn *t, unsigned i)
+{
+	return i < t->nrcpt ? t->rcpts[i].addr : NULL;
+}
+
+const char *
+delivery_txn_body(const struct delivery_txn *t, size_t *len)
+{
+	*len = t->len;
+	return t->buf != NULL ? t->buf : "";
+}
+
+static void
+nothing(struct delivery_txn *t)
+{
+	(void)t;
+}
+
+const struct delivery_backend delivery_callback = {
+	.name = "callback",
+	.discard = nothing,
+};
 
 static int
 reserve(struct delivery_txn *t, size_t n)
@@ -381,6 +415,9 @@ delivery_txn_write(struct delivery_txn *t, const char *p, size_t n)
 		}
 		t->len = (size_t)(o - t->buf);
 	}
+	/* Kept in memory, whole: proto's max_message_size bounds it. */
+	if (t->d->be->write == NULL)
+		return 0;
 	return t->len >= DELIVERY_FLUSH_AT ? 1 : 0;
 }
 
@@ -393,6 +430,8 @@ job_run(struct job *j)
 	const struct delivery_backend *be = t->d->be;
 
 	t->err = 0;
+	if (be->write == NULL)
+		return;		/* in memory: the job only hops threads */
 	switch (t->kind) {
 	case JOB_FLUSH:
 	case JOB_COMMIT:
@@ -402,7 +441,7 @@ job_run(struct job *j)
 			t->size += t->len;
 			t->len = 0;
 		}
-		if (t->err == 0 && t->kind == JOB_COMMIT)
+		if (t->err == 0 && t->kind == JOB_COMMIT && be->commit != NULL)
 			t->err = be->commit(t);
 		if (t->err != 0)
 			be->discard(t);

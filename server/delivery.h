@@ -94,6 +94,11 @@ void		 delivery_txn_received(struct delivery_txn *t, double when);
 int		 delivery_txn_write(struct delivery_txn *t, const char *p,
 		    size_t n);
 uint64_t	 delivery_txn_size(const struct delivery_txn *t);
+const char	*delivery_txn_sender(const struct delivery_txn *t);
+/* The i-th recipient's address, or NULL past the last. */
+const char	*delivery_txn_rcpt(const struct delivery_txn *t, unsigned i);
+/* The body so far, when it stays in memory (delivery = callback). */
+const char	*delivery_txn_body(const struct delivery_txn *t, size_t *len);
 
 typedef void	 delivery_done_cb(void *arg, enum smtp_msg_result r);
 

@@ -30,10 +30,11 @@ struct delivery_backend {
 	/* Loop, at DATA, optional: keep what it needs of the trace. */
 	int		(*begin)(struct delivery_txn *t,
 			    const struct delivery_trace *tr);
-	/* Worker: append buf[0..len) to the message, creating it first. */
+	/* Worker: append buf[0..len) to the message, creating it first.
+	 * NULL: the body stays in the txn's buffer, whole (libmxd). */
 	int		(*write)(struct delivery_txn *t, const char *p,
 			    size_t n);
-	/* Worker: make it durable and visible. */
+	/* Worker: make it durable and visible.  NULL: nothing to do. */
 	int		(*commit)(struct delivery_txn *t);
 	/* Worker or loop: remove whatever a failed or dropped txn left. */
 	void		(*discard)(struct delivery_txn *t);
@@ -94,6 +95,8 @@ extern const struct delivery_backend delivery_maildir;
 int	maildir_setup(struct delivery *d, char *err, size_t errlen);
 extern const struct delivery_backend delivery_capture;
 int	capture_setup(struct delivery *d, char *err, size_t errlen);
+/* libmxd's message callback: the body in memory, handed over by conn.c. */
+extern const struct delivery_backend delivery_callback;
 /* mkdir -p, mode 0700 for what it creates: 0 or an errno value. */
 int	delivery_mkdirs(const char *path);
 /* fsync a directory by its path: 0 or an errno value. */
