@@ -20,6 +20,7 @@
  * hs_step, tls_up) say so by returning false.
  */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -116,6 +117,8 @@ struct conn {
 	ev_tstamp		 start;
 	ev_tstamp		 data_start;
 	const char		*reason;	/* for the disconnect line */
+	void			*user;		/* libmxd: the caller's */
+	bool			 reported;	/* session_start's turn came */
 	enum fault_resume	 resume;	/* a fault's delay runs */
 	bool			 fault_kill;	/* close now, no reply */
 	bool			 fault_close_up; /* close once TLS is up */
@@ -238,6 +241,138 @@ drop_txn(struct conn *c)
 	c->body_active = false;
 }
 
+/* ---- libmxd's callbacks (mxd.h) --------------------------------------- */
+
+/* A callback's default replies: for TEMPFAIL, for REJECT. */
+struct cb_defaults {
+	const char	*at;		/* for the log */
+	int		 tcode;
+	const char	*tenh, *ttext;
+	int		 rcode;
+	const char	*renh, *rtext;
+};
+
+static const struct cb_defaults def_start = { "session_start",
+	421, "4.3.2", "Service not available, closing channel",
+	554, "5.7.1", "No SMTP service here" };
+static const struct cb_defaults def_mail = { "mail",
+	451, "4.3.0", "Try again later", 550, "5.7.1", "Sender rejected" };
+static const struct cb_defaults def_rcpt = { "rcpt",
+	451, "4.3.0", "Try again later", 550, "5.1.1", "Recipient rejected" };
+static const struct cb_defaults def_message = { "message",
+	451, "4.3.0", "Try again later", 554, "5.7.1", "Message rejected" };
+
+/* What a callback sees of the session; the pointers are borrowed. */
+static void
+session_view(const struct conn *c, struct mxd_session *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->id = c->sid;
+	s->number = c->conn_no;
+	s->client_ip = c->ip;
+	s->client_port = c->port;
+	s->helo = c->helo;
+	s->esmtp = c->esmtp;
+	if (c->tls != NULL && c->tr == &tls_transport) {
+		s->tls_version = tls_conn_version(c->tls);
+		s->tls_cipher = tls_conn_cipher(c->tls);
+		if (tls_conn_sni(c->tls)[0] != 0)
+			s->tls_sni = tls_conn_sni(c->tls);
+	}
+	s->user = c->user;
+}
+
+/*
+ * A reply of the caller's is taken only if it is one: code in the
+ * answer's class (RFC 5321 4.2.1), enhanced code of that class (RFC
+ * 3463), printable text that fits a reply line.
+ */
+static bool
+reply_valid(const struct mxd_reply *r, bool temp, bool greeting)
+{
+	unsigned a, b, d;
+	int n = -1;
+	size_t len, i;
+
+	if (greeting ? r->code != (temp ? 421 : 554) :
+	    r->code / 100 != (temp ? 4 : 5) || (r->code / 10) % 10 > 5)
+		return false;
+	if (r->enh[0] != 0 && (memchr(r->enh, 0, sizeof(r->enh)) == NULL ||
+	    sscanf(r->enh, "%u.%u.%u%n", &a, &b, &d, &n) != 3 ||
+	    (size_t)n != strlen(r->enh) || (int)a != r->code / 100 ||
+	    b > 999 || d > 999 || !isdigit((unsigned char)r->enh[0])))
+		return false;
+	if (memchr(r->text, 0, sizeof(r->text)) == NULL)
+		return false;
+	len = strlen(r->text);
+	for (i = 0; i < len; i++)
+		if (r->text[i] < 0x20 || r->text[i] > 0x7e)
+			return false;
+	return len > 0;
+}
+
+/*
+ * After a callback: false when it accepted; true when it did not, with
+ * the reply to send in *r (its own, or the default) and a log line.
+ */
+static bool
+cb_refused(struct conn *c, const struct mxd_session *s, enum mxd_answer a,
+    struct mxd_reply *r, const struct cb_defaults *d)
+{
+	bool temp = a == MXD_TEMPFAIL;
+	bool greeting = d == &def_start;
+	struct logline l;
+
+	c->user = s->user;
+	if (a == MXD_ACCEPT)
+		return false;
+	if (r->code != 0 && !reply_valid(r, temp, greeting)) {
+		log_begin(&l, LOG_WARN, c->sid, "callback_reply_invalid");
+		log_str(&l, "at", d->at);
+		log_int(&l, "code", r->code);
+		log_end(&l);
+		r->code = 0;
+	}
+	if (r->code == 0) {
+		r->code = temp ? d->tcode : d->rcode;
+		snprintf(r->enh, sizeof(r->enh), "%s", temp ? d->tenh : d->renh);
+		snprintf(r->text, sizeof(r->text), "%s",
+		    temp ? d->ttext : d->rtext);
+	}
+	c->rejected++;
+	log_begin(&l, LOG_INFO, c->sid, "refused");
+	log_str(&l, "by", "callback");
+	log_str(&l, "at", d->at);
+	log_int(&l, "code", r->code);
+	log_str(&l, "reply", r->text);
+	log_end(&l);
+	return true;
+}
+
+/* MAIL or RCPT through the caller's callback: true when refused. */
+static bool
+cb_path_refused(struct conn *c, const struct smtp_event *ev, bool mail)
+{
+	const struct mxd_callbacks *cb = &c->srv->cb;
+	char addr[SMTP_PATH_MAX + 1];
+	struct mxd_session s;
+	struct mxd_reply r;
+	enum mxd_answer a;
+
+	if (mail ? cb->mail == NULL : cb->rcpt == NULL)
+		return false;
+	snprintf(addr, sizeof(addr), "%.*s", (int)ev->path.addr_len,
+	    ev->path.addr);
+	session_view(c, &s);
+	memset(&r, 0, sizeof(r));
+	a = mail ? cb->mail(cb->arg, &s, addr, &r) :
+	    cb->rcpt(cb->arg, &s, addr, &r);
+	if (!cb_refused(c, &s, a, &r, mail ? &def_mail : &def_rcpt))
+		return false;
+	smtp_session_reply_custom(c->smtp, r.code, r.enh, r.text);
+	return true;
+}
+
 /* ---- teardown --------------------------------------------------------- */
 
 static void
@@ -249,6 +384,14 @@ conn_close(struct conn *c, const char *reason)
 	ev_io_stop(srv->loop, &c->rio);
 	ev_io_stop(srv->loop, &c->wio);
 	ev_timer_stop(srv->loop, &c->timer);
+	/* libmxd: while the session's TLS details are still there. */
+	if (c->reported && srv->cb.session_end != NULL) {
+		struct mxd_session s;
+
+		session_view(c, &s);
+		srv->cb.session_end(srv->cb.arg, &s, reason != NULL ? reason :
+		    c->reason);
+	}
 	if (c->tls != NULL) {
 		/* close_notify, best effort: the session is over anyway. */
 		if (c->phase == PH_SMTP)
@@ -483,6 +626,9 @@ ev_rcpt(struct conn *c, const struct smtp_event *ev)
 		    strncasecmp(cfg->domains[i], ev->path.domain,
 		    ev->path.domain_len) == 0)
 			r = SMTP_RCPT_OK;
+	if (r == SMTP_RCPT_OK && c->txn != NULL && cb_path_refused(c, ev,
+	    false))
+		return;
 	if (r == SMTP_RCPT_OK && c->txn != NULL &&
 	    delivery_txn_add_rcpt(c->txn, ev) != 0)
 		r = SMTP_RCPT_TEMPFAIL;
@@ -702,6 +848,8 @@ handle(struct conn *c, const struct smtp_event *ev)
 		break;
 	case SMTP_EV_MAIL:
 		drop_txn(c);
+		if (cb_path_refused(c, ev, true))
+			break;
 		c->nmsg++;
 		snprintf(id, sizeof(id), "%s-%u", c->sid, c->nmsg);
 		c->txn = delivery_txn_create(c->srv->delivery, id, ev);
@@ -844,6 +992,51 @@ on_flushed(void *arg, enum smtp_msg_result r)
 	pump(c);
 }
 
+/*
+ * libmxd: the message, whole, to the caller's callback.  True when it
+ * refused it: then answered, and the transaction is over.
+ */
+static bool
+message_refused(struct conn *c)
+{
+	const struct mxd_callbacks *cb = &c->srv->cb;
+	unsigned i, n = delivery_txn_rcpt_count(c->txn);
+	const char **rcpts = calloc(n ? n : 1, sizeof(*rcpts));
+	struct mxd_message m;
+	struct mxd_session s;
+	struct mxd_reply r;
+	enum mxd_answer a;
+	size_t len;
+
+	memset(&r, 0, sizeof(r));
+	if (rcpts == NULL) {
+		a = MXD_TEMPFAIL;	/* out of memory: try again later */
+		s.user = c->user;
+	} else {
+		for (i = 0; i < n; i++)
+			rcpts[i] = delivery_txn_rcpt(c->txn, i);
+		memset(&m, 0, sizeof(m));
+		m.id = delivery_txn_id(c->txn);
+		m.mail_from = delivery_txn_sender(c->txn);
+		m.rcpt_to = rcpts;
+		m.nrcpt = n;
+		m.data = (const unsigned char *)delivery_txn_body(c->txn,
+		    &len);
+		m.size = len;
+		session_view(c, &s);
+		a = cb->message(cb->arg, &s, &m, &r);
+		free(rcpts);
+	}
+	if (!cb_refused(c, &s, a, &r, &def_message))
+		return false;
+	c->busy = false;
+	smtp_session_reply_custom(c->smtp, r.code, r.enh, r.text);
+	drop_txn(c);
+	if (!c->closing)
+		ev_timer_again(c->srv->loop, &c->timer);
+	return true;
+}
+
 /* The message's outcome: log it, answer proto, end the transaction. */
 static void
 finish_message(struct conn *c, enum smtp_msg_result r)
@@ -882,6 +1075,11 @@ on_committed(void *arg, enum smtp_msg_result r)
 {
 	struct conn *c = arg;
 
+	if (r == SMTP_MSG_OK && c->srv->cb.message != NULL &&
+	    message_refused(c)) {
+		pump(c);
+		return;
+	}
 	finish_message(c, r);
 	pump(c);
 }
@@ -1453,6 +1651,22 @@ conn_accept(struct listener *lst, int fd, const struct sockaddr *sa,
 		if (fallback)
 			log_str(&l, "tls_fallback", "starttls_not_offered");
 		log_end(&l);
+		c->reported = true;
+		if (srv->cb.session_start != NULL) {
+			struct mxd_session s;
+			struct mxd_reply rep;
+			enum mxd_answer a;
+
+			session_view(c, &s);
+			memset(&rep, 0, sizeof(rep));
+			a = srv->cb.session_start(srv->cb.arg, &s, &rep);
+			if (cb_refused(c, &s, a, &rep, &def_start)) {
+				smtp_session_greet_custom(c->smtp, rep.code,
+				    rep.enh, rep.text);
+				pump(c);
+				return;
+			}
+		}
 		r = fault_hides_starttls(cfg->faults, cfg->nfaults, c->conn_no);
 		if (r != NULL) {
 			log_begin(&l, LOG_INFO, c->sid, "fault");

@@ -77,7 +77,7 @@ server_conn_gone(struct server *srv)
 {
 	srv->nconns--;
 	if (srv->shutting_down) {
-		if (srv->nconns == 0)
+		if (srv->nconns == 0 && !srv->embedded)
 			ev_break(srv->loop, EVBREAK_ALL);
 		return;
 	}

@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 
 #include "config.h"
+#include "mxd.h"
 #include "smtp.h"
 
 struct delivery;
@@ -109,6 +110,11 @@ struct server {
 	 * TLS servers of "tls cert" and "tls max_version" rules. */
 	unsigned long long	*fault_hits;
 	struct tls_server	**fault_tls;
+
+	/* libmxd: the caller's callbacks (all NULL for the daemon), and
+	 * a loop that is not ours to break. */
+	struct mxd_callbacks	 cb;
+	bool			 embedded;
 };
 
 /* listener.c */
