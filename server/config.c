@@ -98,6 +98,9 @@ static const struct key keys[] = {
 	{ "bare_newline", K_BARE_NEWLINE, OFF(smtp.bare_newline), 0, 0,
 	    "reject | normalize a bare CR/LF in DATA, a bare LF ending a "
 	    "command (default reject)" },
+	{ "workers", K_UINT, OFF(workers), 0, WORKERS_MAX,
+	    "processes that accept and serve sessions, 0 = one per CPU "
+	    "online (default 0)" },
 	{ "delivery_threads", K_UINT, OFF(delivery_threads), 1, 256,
 	    "threads for file writes and fsync (default 4)" },
 	{ "log_level", K_LOG_LEVEL, OFF(log_level), 0, 0,
@@ -139,6 +142,19 @@ config_print_keys(FILE *f)
 
 	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 		fprintf(f, "  %-28s  %s\n", keys[i].name, keys[i].help);
+}
+
+unsigned
+config_workers(const struct config *c)
+{
+	long n;
+
+	if (c->workers != 0)
+		return c->workers;
+	n = sysconf(_SC_NPROCESSORS_ONLN);
+	if (n < 1)
+		return 1;
+	return n > WORKERS_MAX ? WORKERS_MAX : (unsigned)n;
 }
 
 bool

@@ -60,6 +60,7 @@ struct config {
 	double			 idle_timeout;	/* seconds */
 	double			 shutdown_grace;
 	unsigned		 delivery_threads;
+	unsigned		 workers;	/* 0: CPUs online (config_workers) */
 	enum log_level		 log_level;
 	enum log_format		 log_format;
 	char			*data_dir;	/* our own files */
@@ -111,6 +112,12 @@ int	config_parse_listen(const char *s, struct listen_conf *out);
 
 /* Does any listener offer STARTTLS (globally or by its own option)? */
 bool	config_wants_tls(const struct config *c);
+
+/* Most worker processes (key workers). */
+#define WORKERS_MAX	64
+
+/* The number of worker processes: the key, or the CPUs online. */
+unsigned config_workers(const struct config *c);
 
 /* The key names, for --help. */
 void	config_print_keys(FILE *f);

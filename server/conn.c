@@ -34,6 +34,7 @@
 #include "fault.h"
 #include "log.h"
 #include "server.h"
+#include "shared.h"
 #include "tls.h"
 
 /* Transport results besides a byte count. */
@@ -1567,6 +1568,14 @@ peer_name(struct conn *c, const struct sockaddr *sa)
 	}
 }
 
+/* The connect line ends with the worker process that serves it. */
+static void
+conn_log_end(struct logline *l)
+{
+	log_int(l, "pid", (long long)getpid());
+	log_end(l);
+}
+
 void
 conn_accept(struct listener *lst, int fd, const struct sockaddr *sa,
     socklen_t salen)
@@ -1610,7 +1619,8 @@ conn_accept(struct listener *lst, int fd, const struct sockaddr *sa,
 	c->phase = PH_SMTP;
 	c->start = ev_now(srv->loop);
 	snprintf(c->sid, sizeof(c->sid), "%012llx",
-	    (unsigned long long)(srv->sid_next++ & 0xffffffffffffULL));
+	    (unsigned long long)(shared_next_sid(srv->sh) &
+	    0xffffffffffffULL));
 	/* Replies go out as one batch per read; Nagle would only delay. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 
@@ -1634,23 +1644,24 @@ conn_accept(struct listener *lst, int fd, const struct sockaddr *sa,
 	n = ipcount_add(srv, c->ipkey, 1);
 	c->ip_counted = true;
 	srv->stats.connections++;
-	c->conn_no = srv->stats.connections;
+	/* Numbered across all workers, for "conn N" rules and capture. */
+	c->conn_no = shared_next_conn(srv->sh);
 	if (cfg->max_connections_per_ip != 0 &&
 	    n > cfg->max_connections_per_ip) {
 		log_str(&l, "refused", "too_many_connections_ip");
-		log_end(&l);
+		conn_log_end(&l);
 		smtp_session_hangup(c->smtp, SMTP_HANGUP_TOO_MANY_CONN_IP);
 	} else if (!rate_allow(srv, c->ipkey)) {
 		srv->stats.rate_limited++;
 		log_str(&l, "refused", "connection_rate");
-		log_end(&l);
+		conn_log_end(&l);
 		smtp_session_hangup(c->smtp, SMTP_HANGUP_TOO_FAST);
 	} else {
 		const struct fault_rule *r;
 
 		if (fallback)
 			log_str(&l, "tls_fallback", "starttls_not_offered");
-		log_end(&l);
+		conn_log_end(&l);
 		c->reported = true;
 		if (srv->cb.session_start != NULL) {
 			struct mxd_session s;

@@ -549,7 +549,8 @@ fault_match(const struct fault_rule *rules, size_t n,
 		if (r->pattern != NULL &&
 		    !pattern_matches(r->pattern, arg, arglen))
 			continue;
-		k = ++counters[i];
+		/* Atomic: the counters are shared by worker processes. */
+		k = __atomic_add_fetch(&counters[i], 1, __ATOMIC_RELAXED);
 		if (r->count == FC_FIRST && k > r->n)
 			continue;
 		if (r->count == FC_EVERY && k % r->n != 0)

@@ -14,75 +14,48 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <unistd.h>
 
 #include "delivery.h"
 #include "log.h"
 #include "server.h"
+#include "shared.h"
 #include "tls.h"
 #include "worker.h"
 
-/* FNV-1a with a per-process seed: a client cannot aim at one bucket. */
-static uint32_t
-ip_hash(const struct server *srv, const unsigned char key[16])
-{
-	uint32_t h = 2166136261u ^ srv->ipcount_seed;
-	int i;
-
-	for (i = 0; i < 16; i++) {
-		h ^= key[i];
-		h *= 16777619u;
-	}
-	return h % IPCOUNT_BUCKETS;
-}
-
-/* Add delta (+1/-1) to the address's count; returns the new count. */
+/* Add delta (+1/-1) to the address's count; returns the new count,
+ * over every worker. */
 unsigned
 ipcount_add(struct server *srv, const unsigned char key[16], int delta)
 {
-	struct ipcount_entry **pp, *e;
+	return shared_ipcount_add(srv->sh, srv->worker_slot, key, delta);
+}
 
-	pp = &srv->ipcount[ip_hash(srv, key)];
-	for (e = *pp; e != NULL; pp = &e->next, e = e->next)
-		if (memcmp(e->key, key, 16) == 0)
-			break;
-	if (e == NULL) {
-		if (delta < 0)
-			return 0;
-		e = calloc(1, sizeof(*e));
-		if (e == NULL)
-			return 0;	/* uncounted rather than refused */
-		memcpy(e->key, key, 16);
-		e->next = *pp;
-		*pp = e;
-	}
-	if (delta < 0 && e->count > 0)
-		e->count--;
-	else if (delta > 0)
-		e->count++;
-	if (e->count == 0) {
-		for (pp = &srv->ipcount[ip_hash(srv, key)]; *pp != e;
-		    pp = &(*pp)->next)
-			;
-		*pp = e->next;
-		free(e);
-		return 0;
-	}
-	return e->count;
+bool
+server_conn_reserve(struct server *srv)
+{
+	return shared_conn_reserve(srv->sh, srv->worker_slot,
+	    srv->cfg->max_connections);
+}
+
+void
+server_conn_release(struct server *srv)
+{
+	shared_conn_release(srv->sh, srv->worker_slot);
 }
 
 void
 server_conn_gone(struct server *srv)
 {
 	srv->nconns--;
-	if (srv->shutting_down) {
+	server_conn_release(srv);
+	if (srv->shutting_down || srv->retiring) {
 		if (srv->nconns == 0 && !srv->embedded)
 			ev_break(srv->loop, EVBREAK_ALL);
 		return;
 	}
 	if (srv->accept_paused && !ev_is_active(&srv->accept_retry) &&
-	    srv->nconns < srv->cfg->max_connections)
+	    shared_conns(srv->sh) < srv->cfg->max_connections)
 		listeners_resume(srv);
 }
 
@@ -110,8 +83,11 @@ server_shutdown(struct server *srv)
 	if (srv->shutting_down)
 		return;
 	srv->shutting_down = true;
-	log_msg(LOG_INFO, "shutdown", "draining %u sessions, grace %.0fs",
-	    srv->nconns, srv->cfg->shutdown_grace);
+	ev_timer_stop(srv->loop, &srv->retire);
+	/* In a worker the supervisor logs "shutdown" for them all. */
+	log_msg(LOG_INFO, srv->own_sh ? "shutdown" : "worker_shutdown",
+	    "draining %u sessions, grace %.0fs", srv->nconns,
+	    srv->cfg->shutdown_grace);
 	for (i = 0; i < srv->nlisteners; i++)
 		listener_close(&srv->listeners[i]);
 	ev_timer_stop(srv->loop, &srv->accept_retry);
@@ -127,6 +103,40 @@ server_shutdown(struct server *srv)
 	}
 }
 
+static void
+on_retire_over(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct server *srv = (struct server *)((char *)w -
+	    offsetof(struct server, retire));
+
+	log_msg(LOG_INFO, "retire_over", "%u sessions left after "
+	    "shutdown_grace: draining them", srv->nconns);
+	server_shutdown(srv);
+}
+
+void
+server_retire(struct server *srv)
+{
+	size_t i;
+
+	if (srv->retiring || srv->shutting_down)
+		return;
+	srv->retiring = true;
+	for (i = 0; i < srv->nlisteners; i++)
+		listener_close(&srv->listeners[i]);
+	ev_timer_stop(srv->loop, &srv->accept_retry);
+	log_msg(LOG_INFO, "retire", "no longer accepting; %u sessions go on "
+	    "(at most shutdown_grace %.0fs, then the drain)", srv->nconns,
+	    srv->cfg->shutdown_grace);
+	if (srv->nconns == 0) {
+		ev_break(srv->loop, EVBREAK_ALL);
+		return;
+	}
+	ev_timer_init(&srv->retire, on_retire_over, srv->cfg->shutdown_grace,
+	    0.);
+	ev_timer_start(srv->loop, &srv->retire);
+}
+
 /* ---- start and end ---------------------------------------------------- */
 
 /*
@@ -138,6 +148,16 @@ int
 server_setup(struct server *srv, const struct config *cfg,
     struct ev_loop *loop, bool print, char *err, size_t errlen)
 {
+	return server_setup_shared(srv, cfg, loop, print, true, NULL, 0, err,
+	    errlen);
+}
+
+/* sh NULL: a region of its own, with one slot (libmxd). */
+int
+server_setup_shared(struct server *srv, const struct config *cfg,
+    struct ev_loop *loop, bool print, bool first, struct shared *sh,
+    unsigned slot, char *err, size_t errlen)
+{
 	memset(srv, 0, sizeof(*srv));
 	srv->cfg = cfg;
 	srv->loop = loop;
@@ -146,12 +166,16 @@ server_setup(struct server *srv, const struct config *cfg,
 		return -1;
 	}
 	listeners_init(srv);
-	if (getrandom(&srv->sid_next, sizeof(srv->sid_next), 0) !=
-	    sizeof(srv->sid_next) ||
-	    getrandom(&srv->ipcount_seed, sizeof(srv->ipcount_seed), 0) !=
-	    sizeof(srv->ipcount_seed)) {
-		snprintf(err, errlen, "getrandom: %s", strerror(errno));
-		return -1;
+	ev_init(&srv->grace, NULL);
+	ev_init(&srv->retire, NULL);
+	srv->worker_slot = slot;
+	srv->first = first;
+	srv->sh = sh;
+	if (sh == NULL) {
+		srv->sh = shared_create(err, errlen);
+		if (srv->sh == NULL)
+			return -1;
+		srv->own_sh = true;
 	}
 	srv->pool = worker_pool_create(loop, cfg->delivery_threads);
 	if (srv->pool == NULL) {
@@ -180,6 +204,13 @@ server_setup(struct server *srv, const struct config *cfg,
 int
 server_listen(struct server *srv, char *err, size_t errlen)
 {
+	return server_adopt(srv, NULL, err, errlen);
+}
+
+/* fds NULL: bind here (libmxd); else the supervisor's, one per listen. */
+int
+server_adopt(struct server *srv, const int *fds, char *err, size_t errlen)
+{
 	const struct config *cfg = srv->cfg;
 	size_t i;
 
@@ -189,8 +220,11 @@ server_listen(struct server *srv, char *err, size_t errlen)
 		return -1;
 	}
 	for (i = 0; i < cfg->nlisten; i++) {
-		if (listener_open(srv, &cfg->listen[i], &srv->listeners[i],
-		    err, errlen) != 0)
+		if (fds != NULL)
+			listener_attach(srv, &cfg->listen[i],
+			    &srv->listeners[i], fds[i]);
+		else if (listener_open(srv, &cfg->listen[i],
+		    &srv->listeners[i], err, errlen) != 0)
 			return -1;
 		srv->nlisteners++;
 	}
@@ -201,26 +235,36 @@ server_listen(struct server *srv, char *err, size_t errlen)
 void
 server_log_start(const struct server *srv)
 {
-	const struct config *cfg = srv->cfg;
-	struct logline l;
-	char listen[LOG_LINE_MAX] = "", doms[LOG_LINE_MAX] = "";
+	char listen[LOG_LINE_MAX] = "";
 	size_t i, o = 0;
 
 	for (i = 0; i < srv->nlisteners && o < sizeof(listen); i++)
 		o += (size_t)snprintf(listen + o, sizeof(listen) - o, "%s%s",
 		    i ? "," : "", srv->listeners[i].bound);
+	server_log_start_as(srv->cfg, listen,
+	    delivery_describe(srv->delivery), srv->tls != NULL);
+}
+
+/* The same from its parts, for the supervisor (no server of its own). */
+void
+server_log_start_as(const struct config *cfg, const char *listen,
+    const char *delivery, bool tls)
+{
+	struct logline l;
+	char doms[LOG_LINE_MAX] = "";
+	size_t i, o = 0;
+
 	log_begin(&l, LOG_INFO, NULL, "start");
 	log_str(&l, "version", MXD_VERSION);
 	log_str(&l, "hostname", cfg->hostname);
 	log_str(&l, "listen", listen);
-	log_str(&l, "delivery", delivery_describe(srv->delivery));
-	log_str(&l, "tls", srv->tls == NULL ? "off" : tls_library_version());
+	log_str(&l, "delivery", delivery);
+	log_str(&l, "tls", tls ? tls_library_version() : "off");
 	if (cfg->ndomains == 0) {
 		log_str(&l, "domains", "any");
 		log_str(&l, "note", "no domain configured: accepting mail for "
 		    "every recipient domain");
 	} else {
-		o = 0;
 		for (i = 0; i < cfg->ndomains && o < sizeof(doms); i++)
 			o += (size_t)snprintf(doms + o, sizeof(doms) - o,
 			    "%s%s", i ? "," : "", cfg->domains[i]);
@@ -244,10 +288,13 @@ server_teardown(struct server *srv)
 		listener_close(&srv->listeners[i]);
 	ev_timer_stop(srv->loop, &srv->accept_retry);
 	ev_timer_stop(srv->loop, &srv->grace);
+	ev_timer_stop(srv->loop, &srv->retire);
 	worker_pool_destroy(srv->pool);
 	delivery_destroy(srv->delivery);
-	server_free_tables(srv);
 	server_faults_free(srv);
+	if (srv->own_sh)
+		shared_destroy(srv->sh);
+	srv->sh = NULL;
 	tls_server_destroy(srv->tls);
 	free(srv->listeners);
 	srv->pool = NULL;
@@ -396,8 +443,11 @@ fault_tls_server(const struct server *srv, const struct fault_rule *r,
 	    names[r->cert]);
 	snprintf(key, sizeof(key), "%s/mxd-fault-%s.key", cfg->data_dir,
 	    names[r->cert]);
-	if (tls_make_variant(cert, key, cfg->hostname,
-	    (enum tls_cert_variant)r->cert, why, sizeof(why)) != 0) {
+	/* Made by the first worker; the others present the same one. */
+	if ((srv->first || access(cert, R_OK) != 0 ||
+	    access(key, R_OK) != 0) && tls_make_variant(cert, key,
+	    cfg->hostname, (enum tls_cert_variant)r->cert, why,
+	    sizeof(why)) != 0) {
 		snprintf(err, errlen, "fault %s: %s", r->text, why);
 		return NULL;
 	}
@@ -421,9 +471,14 @@ server_faults_init(struct server *srv, char *err, size_t errlen)
 
 	if (cfg->nfaults == 0)
 		return 0;
-	srv->fault_hits = calloc(cfg->nfaults, sizeof(*srv->fault_hits));
+	if (cfg->nfaults > SHARED_FAULTS_MAX) {
+		snprintf(err, errlen, "fault: more than %d rules",
+		    SHARED_FAULTS_MAX);
+		return -1;
+	}
+	srv->fault_hits = shared_fault_hits(srv->sh);
 	srv->fault_tls = calloc(cfg->nfaults, sizeof(*srv->fault_tls));
-	if (srv->fault_hits == NULL || srv->fault_tls == NULL) {
+	if (srv->fault_tls == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
@@ -450,57 +505,21 @@ server_faults_free(struct server *srv)
 		for (i = 0; i < srv->cfg->nfaults; i++)
 			tls_server_destroy(srv->fault_tls[i]);
 	free(srv->fault_tls);
-	free(srv->fault_hits);
 	srv->fault_tls = NULL;
 	srv->fault_hits = NULL;
 }
 
 /* ---- fallback memory (tls_fallback_window) ---------------------------- */
 
-static struct fallback_entry *
-fallback_find(struct server *srv, const unsigned char key[16], bool prune)
-{
-	struct fallback_entry **pp, *e;
-	ev_tstamp now = ev_now(srv->loop);
-
-	pp = &srv->fallback[ip_hash(srv, key)];
-	while ((e = *pp) != NULL) {
-		if (prune && e->until <= now) {
-			*pp = e->next;
-			free(e);
-			srv->nfallback--;
-			continue;
-		}
-		if (memcmp(e->key, key, 16) == 0)
-			return e;
-		pp = &e->next;
-	}
-	return NULL;
-}
-
 void
 fallback_note(struct server *srv, const unsigned char key[16])
 {
-	struct fallback_entry *e;
-	size_t b;
+	ev_tstamp now = ev_now(srv->loop);
 
 	if (srv->cfg->tls_fallback_window <= 0)
 		return;
-	e = fallback_find(srv, key, true);
-	if (e == NULL) {
-		/* Bounded: a flood of failing addresses cannot grow it. */
-		if (srv->nfallback >= FALLBACK_MAX)
-			return;
-		e = calloc(1, sizeof(*e));
-		if (e == NULL)
-			return;
-		memcpy(e->key, key, 16);
-		b = ip_hash(srv, key);
-		e->next = srv->fallback[b];
-		srv->fallback[b] = e;
-		srv->nfallback++;
-	}
-	e->until = ev_now(srv->loop) + srv->cfg->tls_fallback_window;
+	shared_fallback_note(srv->sh, key, now,
+	    now + srv->cfg->tls_fallback_window);
 }
 
 bool
@@ -508,7 +527,7 @@ fallback_active(struct server *srv, const unsigned char key[16])
 {
 	if (srv->cfg->tls_fallback_window <= 0)
 		return false;
-	return fallback_find(srv, key, true) != NULL;
+	return shared_fallback_active(srv->sh, key, ev_now(srv->loop));
 }
 
 /* ---- connection rate (max_connection_rate) --------------------------- */
@@ -516,78 +535,13 @@ fallback_active(struct server *srv, const unsigned char key[16])
 /*
  * A bucket of max_connection_rate tokens per address, refilled evenly
  * over a minute: a burst up to the rate is fine, a sustained rate above
- * it is refused.  A full bucket is the same as no entry, so entries
- * idle for a minute are dropped as the chain is walked.
+ * it is refused (shared.c keeps the buckets, for every worker).
  */
 bool
 rate_allow(struct server *srv, const unsigned char key[16])
 {
-	struct rate_entry **pp, *e, *found = NULL;
-	double cap = srv->cfg->max_connection_rate;
-	ev_tstamp now = ev_now(srv->loop);
-	size_t b;
-
-	if (cap <= 0)
+	if (srv->cfg->max_connection_rate <= 0)
 		return true;
-	b = ip_hash(srv, key);
-	for (pp = &srv->rate[b]; (e = *pp) != NULL;) {
-		if (memcmp(e->key, key, 16) == 0) {
-			found = e;
-		} else if (now - e->last >= 60) {
-			*pp = e->next;
-			free(e);
-			srv->nrate--;
-			continue;
-		}
-		pp = &e->next;
-	}
-	if (found == NULL) {
-		/* Bounded: past RATE_MAX addresses, no more are tracked. */
-		if (srv->nrate >= RATE_MAX ||
-		    (found = calloc(1, sizeof(*found))) == NULL)
-			return true;
-		memcpy(found->key, key, 16);
-		found->tokens = cap;
-		found->last = now;
-		found->next = srv->rate[b];
-		srv->rate[b] = found;
-		srv->nrate++;
-	}
-	found->tokens += (now - found->last) * cap / 60;
-	if (found->tokens > cap)
-		found->tokens = cap;
-	found->last = now;
-	if (found->tokens < 1)
-		return false;
-	found->tokens -= 1;
-	return true;
-}
-
-void
-server_free_tables(struct server *srv)
-{
-	size_t i;
-
-	for (i = 0; i < IPCOUNT_BUCKETS; i++) {
-		while (srv->rate[i] != NULL) {
-			struct rate_entry *r = srv->rate[i];
-
-			srv->rate[i] = r->next;
-			free(r);
-		}
-		while (srv->ipcount[i] != NULL) {
-			struct ipcount_entry *e = srv->ipcount[i];
-
-			srv->ipcount[i] = e->next;
-			free(e);
-		}
-		while (srv->fallback[i] != NULL) {
-			struct fallback_entry *f = srv->fallback[i];
-
-			srv->fallback[i] = f->next;
-			free(f);
-		}
-	}
-	srv->nfallback = 0;
-	srv->nrate = 0;
+	return shared_rate_allow(srv->sh, key, srv->cfg->max_connection_rate,
+	    ev_now(srv->loop));
 }

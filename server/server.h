@@ -37,34 +37,6 @@ struct listener {
 	struct smtp_config	 smtp_notls;
 };
 
-/* Connections per client address (keys: IPv6 or v4-mapped, 16 octets). */
-struct ipcount_entry {
-	unsigned char		 key[16];
-	unsigned		 count;
-	struct ipcount_entry	*next;
-};
-
-#define IPCOUNT_BUCKETS	4096
-
-/* Client addresses whose TLS handshake failed, until when. */
-struct fallback_entry {
-	unsigned char		 key[16];
-	ev_tstamp		 until;
-	struct fallback_entry	*next;
-};
-
-#define FALLBACK_MAX	65536
-
-/* New connections per client address: a token bucket each. */
-struct rate_entry {
-	unsigned char		 key[16];
-	double			 tokens;
-	ev_tstamp		 last;
-	struct rate_entry	*next;
-};
-
-#define RATE_MAX	65536
-
 /* Counted for the stop line. */
 struct server_stats {
 	unsigned long long	 connections;
@@ -90,24 +62,27 @@ struct server {
 
 	struct conn		*conns;		/* all live connections */
 	unsigned		 nconns;
-	struct ipcount_entry	*ipcount[IPCOUNT_BUCKETS];
-	uint32_t		 ipcount_seed;
+
+	/* What all workers share (shared.h), and this worker's slot
+	 * there (0 in libmxd); also the slot of per-worker metrics. */
+	struct shared		*sh;
+	bool			 own_sh;
+	bool			 first;	/* see server_setup_shared */
+	unsigned		 worker_slot;
 
 	ev_signal		 sigterm, sigint, sighup;
 	ev_timer		 grace;
 	bool			 shutting_down;
+	/* After a reload: no more accepting; sessions go on. */
+	bool			 retiring;
+	ev_timer		 retire;
 
 	struct tls_server	*tls;		/* new handshakes use this */
-	struct fallback_entry	*fallback[IPCOUNT_BUCKETS];
-	unsigned		 nfallback;
-	struct rate_entry	*rate[IPCOUNT_BUCKETS];
-	unsigned		 nrate;
 	struct server_stats	 stats;
 
-	uint64_t		 sid_next;	/* random start, then +1 */
-
-	/* Fault rules (cfg->faults): how often each matched, and the
-	 * TLS servers of "tls cert" and "tls max_version" rules. */
+	/* Fault rules (cfg->faults): how often each matched (in the
+	 * shared region), and the TLS servers of "tls cert" and
+	 * "tls max_version" rules. */
 	unsigned long long	*fault_hits;
 	struct tls_server	**fault_tls;
 
@@ -120,6 +95,12 @@ struct server {
 /* listener.c */
 int	listener_open(struct server *srv, const struct listen_conf *lc,
 	    struct listener *l, char *err, size_t errlen);
+/* socket, bind, listen: the fd and "ADDR:PORT" with the real port. */
+int	listener_bind(const struct listen_conf *lc, int *fd, char *bound,
+	    size_t boundlen, char *err, size_t errlen);
+/* Serve an fd bound before (by the supervisor). */
+void	listener_attach(struct server *srv, const struct listen_conf *lc,
+	    struct listener *l, int fd);
 void	listener_close(struct listener *l);
 void	listeners_init(struct server *srv);
 void	listeners_pause(struct server *srv);
@@ -128,11 +109,28 @@ void	listeners_resume(struct server *srv);
 /* server.c */
 int	server_setup(struct server *srv, const struct config *cfg,
 	    struct ev_loop *loop, bool print, char *err, size_t errlen);
+/* The same, in a worker: the region of all workers and its slot. */
+/* first: the first worker of a generation, which makes the files the
+ * others then read (the fault rules' certificates). */
+int	server_setup_shared(struct server *srv, const struct config *cfg,
+	    struct ev_loop *loop, bool print, bool first, struct shared *sh,
+	    unsigned slot, char *err, size_t errlen);
 int	server_listen(struct server *srv, char *err, size_t errlen);
+/* A worker: serve the fds the supervisor bound, one per cfg->listen. */
+int	server_adopt(struct server *srv, const int *fds, char *err,
+	    size_t errlen);
+/* Reload, old generation: stop accepting; sessions go on until they
+ * end, or until shutdown_grace, when the normal drain begins. */
+void	server_retire(struct server *srv);
 void	server_teardown(struct server *srv);
 void	server_log_start(const struct server *srv);
+void	server_log_start_as(const struct config *cfg, const char *listen,
+	    const char *delivery, bool tls);
 unsigned ipcount_add(struct server *srv, const unsigned char key[16],
 	    int delta);
+/* max_connections over all workers: may this one accept one more? */
+bool	server_conn_reserve(struct server *srv);
+void	server_conn_release(struct server *srv);
 /* Load the certificates of the config (or make the self-signed one). */
 struct tls_server *server_tls_load(const struct config *cfg, bool print,
 	    char *err, size_t errlen);
@@ -144,7 +142,6 @@ void	fallback_note(struct server *srv, const unsigned char key[16]);
 bool	fallback_active(struct server *srv, const unsigned char key[16]);
 /* max_connection_rate: may this address open one more connection now? */
 bool	rate_allow(struct server *srv, const unsigned char key[16]);
-void	server_free_tables(struct server *srv);
 void	server_conn_gone(struct server *srv);
 void	server_shutdown(struct server *srv);
 

@@ -516,7 +516,8 @@ def test_ipv6_listener(start_mxd):
         b"\tfor <r@example.test>; " % msgid.encode())
     assert data.endswith(b" +0000\nover v6\n")
     log = mxd.log()
-    assert re.search(r" connect client=\[::1\]:%d listener=\[::1\]:%d$" %
+    assert re.search(r" connect client=\[::1\]:%d listener=\[::1\]:%d "
+                     r"pid=\d+$" %
                      (local_port, mxd.port), log, re.M), log
     # Not on IPv4.
     with pytest.raises(OSError):

@@ -942,6 +942,7 @@ def test_log_lines_for_one_session(start_mxd):
         "connect", "ehlo", "reject", "mail", "rcpt", "accepted",
         "disconnect"]
     kv = dict(events)
+    assert int(kv["connect"].pop("pid")) > 0    # the worker process
     assert kv["connect"] == {"client": "127.0.0.1:%d" % local_port,
                              "listener": "127.0.0.1:%d" % mxd.port}
     assert kv["ehlo"] == {"name": "log.example"}
