@@ -2,10 +2,11 @@
  * main.c - mxd(8): flags, configuration, start-up, the loop, exit.
  *
  * Start-up order: defaults, the config file, flags; check the whole
- * (--check stops here); open the Maildir (or the capture directory)
- * and the listeners; print one "listening ADDR:PORT" line per listener
- * on stdout (for scripts and harnesses, which may ask for port 0); log
- * the start line; run.
+ * (--check stops here); then the supervisor (supervisor.c) binds the
+ * listeners, starts the workers (each opens the Maildir or the capture
+ * directory and loads the certificates) and prints one "listening
+ * ADDR:PORT" line per listener on stdout once they all serve (for
+ * scripts and harnesses, which may ask for port 0).
  */
 #include <getopt.h>
 #include <signal.h>
@@ -15,7 +16,7 @@
 
 #include "config.h"
 #include "log.h"
-#include "server.h"
+#include "supervisor.h"
 #include "tls.h"
 
 #ifndef MXD_VERSION
@@ -44,6 +45,7 @@ usage(FILE *f)
 "  -H, --hostname NAME    our name in the greeting and Received headers\n"
 "      --tls-cert FILE    PEM certificate (chain), repeatable, paired in order\n"
 "      --tls-key FILE     PEM key for the --tls-cert at the same position\n"
+"      --workers N        worker processes, 1..64 (0: one per CPU online)\n"
 "      --print-cert-path  print \"certificate PATH\" for each certificate in use\n"
 "                         on stdout at start (e.g. the self-signed one, for\n"
 "                         a test to trust)\n"
@@ -58,29 +60,29 @@ usage(FILE *f)
 	config_print_keys(f);
 }
 
-static void
-on_signal(struct ev_loop *loop, ev_signal *w, int revents)
-{
-	server_shutdown(w->data);
-}
+/* What a config is made of: the file, then the flags, in order. */
+struct sources {
+	const char	*file;
+	char		**flags;
+	int		 nflags;
+};
 
-static void
-on_sighup(struct ev_loop *loop, ev_signal *w, int revents)
-{
-	server_reload_tls(w->data);
-}
-
+/* The whole config from its sources; at start and on SIGHUP. */
 static int
-set_flag(struct config *cfg, const char *key, const char *val)
+load_config(struct config *cfg, void *arg, char *err, size_t errlen)
 {
-	char err[512];
+	const struct sources *src = arg;
+	int i;
 
-	if (config_set(cfg, CONFIG_SRC_CMDLINE, key, val, err,
-	    sizeof(err)) != 0) {
-		fprintf(stderr, "mxd: %s\n", err);
+	config_init(cfg);
+	if (src->file != NULL &&
+	    config_load_file(cfg, src->file, err, errlen) != 0)
 		return -1;
-	}
-	return 0;
+	for (i = 0; i < src->nflags; i += 2)
+		if (config_set(cfg, CONFIG_SRC_CMDLINE, src->flags[i],
+		    src->flags[i + 1], err, errlen) != 0)
+			return -1;
+	return config_finish(cfg, err, errlen);
 }
 
 int
@@ -98,22 +100,22 @@ main(int argc, char **argv)
 		{ "tls-cert", required_argument, NULL, 'C' },
 		{ "tls-key", required_argument, NULL, 'K' },
 		{ "print-cert-path", no_argument, NULL, 'P' },
+		{ "workers", required_argument, NULL, 'W' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct config cfg;
-	struct server srv;
+	struct supervisor_opts so;
+	struct sources src;
 	const char *config_file = NULL;
 	char err[1024], *eq;
 	int ch, check = 0, rc = 1, print_cert = 0;
-	size_t i;
 	/* Flags are applied after the file: remember them in order. */
 	char **flags;
 	int nflags = 0;
 
-	memset(&srv, 0, sizeof(srv));
 	/* Two entries per flag, four for --capture (two keys). */
 	flags = calloc((size_t)argc * 4 + 2, sizeof(*flags));
 	if (flags == NULL)
@@ -147,6 +149,8 @@ main(int argc, char **argv)
 			flags[nflags++] = optarg;
 			break;
 		case 'P': print_cert = 1; break;
+		case 'W': flags[nflags++] = "workers"; flags[nflags++] = optarg;
+			break;
 		case 'v': flags[nflags++] = "log_level";
 			flags[nflags++] = "debug";
 			break;
@@ -183,15 +187,10 @@ main(int argc, char **argv)
 		rc = 2;
 		goto out;
 	}
-	if (config_file != NULL &&
-	    config_load_file(&cfg, config_file, err, sizeof(err)) != 0) {
-		fprintf(stderr, "mxd: %s\n", err);
-		goto out;
-	}
-	for (ch = 0; ch < nflags; ch += 2)
-		if (set_flag(&cfg, flags[ch], flags[ch + 1]) != 0)
-			goto out;
-	if (config_finish(&cfg, err, sizeof(err)) != 0) {
+	src.file = config_file;
+	src.flags = flags;
+	src.nflags = nflags;
+	if (load_config(&cfg, &src, err, sizeof(err)) != 0) {
 		fprintf(stderr, "mxd: %s\n", err);
 		goto out;
 	}
@@ -203,49 +202,13 @@ main(int argc, char **argv)
 
 	log_setup(cfg.log_level, cfg.log_format);
 	signal(SIGPIPE, SIG_IGN);
-	if (server_setup(&srv, &cfg, ev_default_loop(EVFLAG_AUTO), print_cert,
-	    err, sizeof(err)) != 0 || server_listen(&srv, err,
-	    sizeof(err)) != 0) {
-		fprintf(stderr, "mxd: %s\n", err);
-		goto out;
-	}
-	ev_signal_init(&srv.sigterm, on_signal, SIGTERM);
-	ev_signal_init(&srv.sigint, on_signal, SIGINT);
-	ev_signal_init(&srv.sighup, on_sighup, SIGHUP);
-	srv.sigterm.data = srv.sigint.data = srv.sighup.data = &srv;
-	ev_signal_start(srv.loop, &srv.sigterm);
-	ev_signal_start(srv.loop, &srv.sigint);
-	ev_signal_start(srv.loop, &srv.sighup);
-
-	for (i = 0; i < srv.nlisteners; i++)
-		printf("listening %s\n", srv.listeners[i].bound);
-	fflush(stdout);
-	server_log_start(&srv);
-
-	ev_run(srv.loop, 0);
-	rc = 0;
-	{
-		struct logline l;
-
-		log_begin(&l, LOG_INFO, NULL, "stop");
-		log_uint(&l, "connections", srv.stats.connections);
-		log_uint(&l, "pregreet", srv.stats.pregreet);
-		log_uint(&l, "http_requests", srv.stats.http_requests);
-		log_uint(&l, "floods", srv.stats.floods);
-		log_uint(&l, "rate_limited", srv.stats.rate_limited);
-		log_uint(&l, "slow_data", srv.stats.slow_data);
-		if (cfg.nfaults != 0)
-			log_uint(&l, "faults", srv.stats.faults);
-		log_end(&l);
-	}
+	memset(&so, 0, sizeof(so));
+	so.load = load_config;
+	so.arg = &src;
+	so.print_cert = print_cert;
+	rc = supervisor_run(&cfg, &so);
 
 out:
-	if (srv.loop != NULL) {
-		ev_signal_stop(srv.loop, &srv.sigterm);
-		ev_signal_stop(srv.loop, &srv.sigint);
-		ev_signal_stop(srv.loop, &srv.sighup);
-	}
-	server_teardown(&srv);
 	free(flags);
 	config_free(&cfg);
 	return rc;

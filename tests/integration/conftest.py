@@ -117,12 +117,28 @@ class Mxd:
         raise AssertionError("expected %d messages, have %d" %
                              (n, len(self.messages())))
 
+    def pids(self):
+        """The supervisor, then its workers (mxd.conf(5), workers)."""
+        p = "/proc/%d/task/%d/children" % (self.proc.pid, self.proc.pid)
+        try:
+            with open(p) as f:
+                kids = [int(x) for x in f.read().split()]
+        except FileNotFoundError:
+            kids = []
+        return [self.proc.pid] + sorted(kids)
+
     def rss_kib(self):
-        with open("/proc/%d/status" % self.proc.pid) as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-        return 0
+        """VmRSS of the supervisor and its workers together."""
+        total = 0
+        for pid in self.pids():
+            try:
+                with open("/proc/%d/status" % pid) as f:
+                    for line in f:
+                        if line.startswith("VmRSS:"):
+                            total += int(line.split()[1])
+            except FileNotFoundError:
+                pass
+        return total
 
     # -- stopping ------------------------------------------------------
 
