@@ -188,7 +188,7 @@ server_setup_shared(struct server *srv, const struct config *cfg,
 			    "library");
 			return -1;
 		}
-		srv->tls = server_tls_load(cfg, print, err, errlen);
+		srv->tls = server_tls_load(srv, print, err, errlen);
 		if (srv->tls == NULL)
 			return -1;
 	}
@@ -313,9 +313,10 @@ server_teardown(struct server *srv)
  * no configuration at all).
  */
 static struct tls_server *
-tls_load(const struct config *cfg, bool print, int max_version, char *err,
+tls_load(const struct server *srv, bool print, int max_version, char *err,
     size_t errlen)
 {
+	const struct config *cfg = srv->cfg;
 	struct tls_keypair_files *pairs;
 	struct tls_server_conf tc;
 	struct tls_server *ts;
@@ -356,6 +357,9 @@ tls_load(const struct config *cfg, bool print, int max_version, char *err,
 	tc.max_version = max_version;
 	tc.tickets = cfg->tls_tickets;
 	tc.ticket_lifetime = (unsigned)cfg->tls_ticket_lifetime;
+	/* Workers: keys every worker of the generation derives alike. */
+	tc.ticket_secret = srv->own_sh ? NULL :
+	    shared_ticket_secret(srv->sh, srv->worker_slot);
 	tc.ask_client_cert = cfg->tls_ask_client_cert;
 	tc.client_ca = cfg->tls_client_ca;
 	ts = tls_server_create(&tc, err, errlen);
@@ -387,30 +391,10 @@ tls_load(const struct config *cfg, bool print, int max_version, char *err,
 }
 
 struct tls_server *
-server_tls_load(const struct config *cfg, bool print, char *err,
+server_tls_load(const struct server *srv, bool print, char *err,
     size_t errlen)
 {
-	return tls_load(cfg, print, 0, err, errlen);
-}
-
-/* SIGHUP: new handshakes use new certificates; live sessions keep theirs. */
-void
-server_reload_tls(struct server *srv)
-{
-	struct tls_server *ts;
-	char err[512];
-
-	if (srv->tls == NULL)
-		return;
-	ts = server_tls_load(srv->cfg, false, err, sizeof(err));
-	if (ts == NULL) {
-		log_msg(LOG_ERROR, "reload_failed", "%s; keeping the "
-		    "certificates in use", err);
-		return;
-	}
-	tls_server_destroy(srv->tls);
-	srv->tls = ts;
-	log_msg(LOG_INFO, "reload", "certificates reloaded");
+	return tls_load(srv, print, 0, err, errlen);
 }
 
 /* ---- fault rules ------------------------------------------------------ */
@@ -434,7 +418,7 @@ fault_tls_server(const struct server *srv, const struct fault_rule *r,
 	char cert[PATH_MAX], key[PATH_MAX], why[256];
 
 	if (r->action == FA_TLS_MAX_VERSION) {
-		ts = tls_load(cfg, false, r->version, why, sizeof(why));
+		ts = tls_load(srv, false, r->version, why, sizeof(why));
 		if (ts == NULL)
 			snprintf(err, errlen, "fault %s: %s", r->text, why);
 		return ts;

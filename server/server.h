@@ -132,9 +132,8 @@ unsigned ipcount_add(struct server *srv, const unsigned char key[16],
 bool	server_conn_reserve(struct server *srv);
 void	server_conn_release(struct server *srv);
 /* Load the certificates of the config (or make the self-signed one). */
-struct tls_server *server_tls_load(const struct config *cfg, bool print,
+struct tls_server *server_tls_load(const struct server *srv, bool print,
 	    char *err, size_t errlen);
-void	server_reload_tls(struct server *srv);
 /* Counters and TLS servers for the fault rules; 0 or -1 with err. */
 int	server_faults_init(struct server *srv, char *err, size_t errlen);
 void	server_faults_free(struct server *srv);

@@ -53,6 +53,7 @@ struct shared {
 	unsigned long long	 fault_hits[SHARED_FAULTS_MAX];
 	uint32_t		 slot_conns[SHARED_SLOTS];
 	unsigned long long	 stats[SHARED_STATS_MAX];
+	unsigned char		 ticket_secret[SHARED_SLOTS][32];
 	struct stab		 ip, fb, rate;
 	struct sent		 ip_e[SHARED_IP_MAX];
 	struct sent		 fb_e[SHARED_FALLBACK_MAX];
@@ -210,6 +211,19 @@ const unsigned long long *
 shared_stats(struct shared *sh)
 {
 	return sh->stats;
+}
+
+void
+shared_set_ticket_secret(struct shared *sh, unsigned slot,
+    const unsigned char secret[32])
+{
+	memcpy(sh->ticket_secret[slot], secret, 32);
+}
+
+const unsigned char *
+shared_ticket_secret(struct shared *sh, unsigned slot)
+{
+	return sh->ticket_secret[slot];
 }
 
 /* ---- tables ----------------------------------------------------------- */

@@ -91,6 +91,15 @@ void		 shared_stats_add(struct shared *sh,
 		    const unsigned long long *v, size_t n);
 const unsigned long long *shared_stats(struct shared *sh);
 
+/*
+ * The TLS ticket secret (32 octets) of the worker in slot: the
+ * supervisor sets its generation's before it starts the worker, so
+ * every worker of a generation accepts the others' tickets.
+ */
+void		 shared_set_ticket_secret(struct shared *sh, unsigned slot,
+		    const unsigned char secret[32]);
+const unsigned char *shared_ticket_secret(struct shared *sh, unsigned slot);
+
 /* The supervisor, after reaping the worker of slot: forget its counts. */
 void		 shared_slot_clear(struct shared *sh, unsigned slot);
 

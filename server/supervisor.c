@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
@@ -66,6 +67,7 @@ struct gen {
 	unsigned	 alive;
 	bool		 retiring;
 	char		 delivery[1000];	/* for the start line */
+	unsigned char	 ticket_secret[32];	/* TLS tickets, per generation */
 	struct gen	*next;
 };
 
@@ -291,6 +293,7 @@ spawn(struct sup *s, unsigned slot, struct gen *g, bool print,
 		snprintf(err, errlen, "pipe: %s", strerror(errno));
 		return -1;
 	}
+	shared_set_ticket_secret(s->sh, slot, g->ticket_secret);
 	fflush(stdout);
 	fflush(stderr);
 	pid = fork();
@@ -417,6 +420,7 @@ fail:
 	return -1;
 }
 
+
 static bool
 lsock_used(struct sup *s, int fd)
 {
@@ -460,6 +464,7 @@ gen_free(struct sup *s, struct gen *g)
 			break;
 		}
 	free(g->fds);
+	explicit_bzero(g->ticket_secret, sizeof(g->ticket_secret));
 	if (g->own != NULL) {
 		config_free(g->own);
 		free(g->own);
@@ -527,6 +532,14 @@ gen_new(struct sup *s, const struct config *cfg, struct config *own,
 	g->own = own;
 	g->nworkers = config_workers(cfg);
 	g->id = ++s->gen_ids;
+	/* A reload makes new ticket keys, as before workers. */
+	if (getrandom(g->ticket_secret, sizeof(g->ticket_secret), 0) !=
+	    sizeof(g->ticket_secret)) {
+		snprintf(err, errlen, "getrandom: %s", strerror(errno));
+		free(g->fds);
+		free(g);
+		return NULL;
+	}
 	for (i = 0; i < cfg->nlisten; i++) {
 		/*
 		 * Kept: the same text ("127.0.0.1:0" again), or the address

@@ -54,6 +54,9 @@ struct tls_server_conf {
 	int		 max_version;	/* 0: the library's highest */
 	bool		 tickets;	/* RFC 5077 / 8446 4.6.1 */
 	unsigned	 ticket_lifetime; /* s; keys rotate at this period */
+	/* 32 octets that several processes share, so that each accepts
+	 * the others' tickets; NULL: keys of this server's own. */
+	const unsigned char *ticket_secret;
 	bool		 ask_client_cert; /* request, never require */
 	const char	*client_ca;	/* PEM bundle to verify against */
 };

@@ -21,12 +21,20 @@ struct tls_keypair {
 	char			 desc[192];
 };
 
+/* Tickets under keys derived from a secret shared by processes. */
+struct tls_tickets {
+	unsigned char			 secret[32];
+	uint32_t			 lifetime;	/* s, > 0 */
+	mbedtls_ctr_drbg_context	*drbg;		/* for the IVs */
+};
+
 struct tls_server {
 	unsigned			 refs;
 	mbedtls_entropy_context		 entropy;
 	mbedtls_ctr_drbg_context	 drbg;
 	mbedtls_ssl_config		 conf;
 	mbedtls_ssl_ticket_context	 ticket;
+	struct tls_tickets		 tickets;	/* ticket_secret */
 	mbedtls_x509_crt		 ca;
 	struct tls_keypair		*pairs;
 	size_t				 npairs;
@@ -34,6 +42,13 @@ struct tls_server {
 	int				 min_version;
 	int				 max_version;
 };
+
+/* tls_ticket.c: mbedtls_ssl_ticket_write_t / _parse_t on a tls_tickets */
+int	tls_ticket_write(void *p, const mbedtls_ssl_session *session,
+	    unsigned char *start, const unsigned char *end, size_t *tlen,
+	    uint32_t *lifetime);
+int	tls_ticket_parse(void *p, mbedtls_ssl_session *session,
+	    unsigned char *buf, size_t len);
 
 /* tls_cert.c */
 int	tls_keypair_load(struct tls_keypair *kp, const char *cert,

@@ -285,7 +285,16 @@ tls_server_create(const struct tls_server_conf *c, char *err, size_t errlen)
 		mbedtls_ssl_conf_authmode(&s->conf, MBEDTLS_SSL_VERIFY_NONE);
 	}
 
-	if (c->tickets) {
+	if (c->tickets && c->ticket_secret != NULL) {
+		/* Keys derived per period from the shared secret. */
+		memcpy(s->tickets.secret, c->ticket_secret,
+		    sizeof(s->tickets.secret));
+		s->tickets.lifetime = c->ticket_lifetime ? c->ticket_lifetime :
+		    1;
+		s->tickets.drbg = &s->drbg;
+		mbedtls_ssl_conf_session_tickets_cb(&s->conf, tls_ticket_write,
+		    tls_ticket_parse, &s->tickets);
+	} else if (c->tickets) {
 		/* mbedTLS rotates the ticket key every lifetime. */
 		if ((r = mbedtls_ssl_ticket_setup(&s->ticket,
 		    mbedtls_ctr_drbg_random, &s->drbg,
@@ -314,6 +323,7 @@ server_unref(struct tls_server *s)
 		return;
 	mbedtls_ssl_config_free(&s->conf);
 	mbedtls_ssl_ticket_free(&s->ticket);
+	mbedtls_platform_zeroize(&s->tickets, sizeof(s->tickets));
 	for (i = 0; i < s->npairs; i++)
 		tls_keypair_free(&s->pairs[i]);
 	free(s->pairs);

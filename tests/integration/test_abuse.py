@@ -298,7 +298,7 @@ def test_connection_rate_fourth_in_a_minute_refused(start_mxd):
         % HOST], data
     assert how == "eof"
     mxd.wait_log(r" connect client=127\.0\.0\.1:\d+ listener=\S+ "
-                 r"refused=connection_rate$")
+                 r"refused=connection_rate pid=\d+$")
     # Another address has its own bucket.
     s = connect_from(mxd, "127.0.0.2")
     data = s.recv(4096)

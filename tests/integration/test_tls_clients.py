@@ -216,10 +216,7 @@ def test_openssl_s_client_refuses_a_wrong_name(start_tls_mxd):
 
 
 def test_posttls_finger_verified_and_resumed(start_tls_mxd):
-    # One worker: ticket keys are per worker process (mxd.conf(5),
-    # workers), so a reconnection served by another worker makes a
-    # full handshake instead of resuming.
-    m = start_tls_mxd("--workers", "1")
+    m = start_tls_mxd()
     r = run(["posttls-finger", "-c", "-r", "1", "-l", "secure",
              "-F", m.cert, "-h", "native",
              "[127.0.0.1]:%d" % m.port, HOST])

@@ -231,6 +231,41 @@ def test_fallback_memory_is_shared(tls_mxd):
     assert len(set(session_pids(m).values())) == 2, m.log()
 
 
+def starttls_session(m, ctx, session=None):
+    """A STARTTLS session; (its TLS session, whether it was resumed)."""
+    c = greet(m)
+    ehlo(c)
+    assert c.cmd("STARTTLS")[0] == 220
+    t = ctx.wrap_socket(c.sock, server_hostname=HOST, session=session)
+    r = RawClient(t)
+    r.send("EHLO client.example\r\n")
+    r.expect(250)
+    assert r.cmd("QUIT")[0] == 221
+    out = (t.session, t.session_reused)
+    t.close()
+    return out
+
+
+def test_tls_tickets_resume_on_every_worker(tls_mxd):
+    """The workers of a generation share their ticket keys: a ticket
+    from one resumes on the other."""
+    m = tls_mxd()
+    wait_children(m, 2)
+    ctx = ssl.create_default_context(cafile=m.cert)
+    sess, reused = starttls_session(m, ctx)
+    assert not reused
+    for _ in range(12):
+        _, reused = starttls_session(m, ctx, sess)
+        assert reused
+        time.sleep(0.01)
+    assert len(set(session_pids(m).values())) == 2, m.log()
+    # A reload makes new keys: the old ticket makes a full handshake.
+    m.signal(signal.SIGHUP)
+    m.wait_log(r" reload msg=")
+    _, reused = starttls_session(m, ctx, sess)
+    assert not reused
+
+
 def test_max_connections_per_ip_is_global(start_mxd):
     m = start_mxd("--workers", "2", "-o", "max_connections_per_ip=8")
     wait_children(m, 2)
