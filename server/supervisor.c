@@ -10,9 +10,10 @@
  *
  * A worker reports on its pipe: "R" once it serves (setup done, the
  * listeners adopted), "E<why>" when its setup failed, "S" once it has
- * stopped accepting after a reload.  A generation's first worker starts
- * alone (it may make the self-signed certificate, which the others then
- * read); the others follow once it is ready.
+ * stopped accepting after a reload.  When a generation's first worker
+ * may make files (the self-signed certificate, which the others then
+ * read) it starts alone, the others once it is ready; otherwise all
+ * start at once.
  *
  * Signals: SIGTERM/SIGINT pass to every worker as SIGTERM (each drains
  * as a single process did), and the supervisor exits 0 when they are
@@ -37,6 +38,7 @@
 #include <unistd.h>
 
 #include "delivery.h"
+#include "fault.h"
 #include "log.h"
 #include "server.h"
 #include "shared.h"
@@ -393,9 +395,33 @@ gen_abort(struct sup *s, struct gen *g)
 	}
 }
 
+/*
+ * Will the first worker make files the others read: the self-signed
+ * pair (when missing) or the fault rules' certificates?  Then it starts
+ * alone; otherwise all start at once (a harness waits for the start).
+ */
+static bool
+gen_makes_files(const struct config *cfg)
+{
+	char path[4096];
+	size_t i;
+
+	for (i = 0; i < cfg->nfaults; i++)
+		if (cfg->faults[i].action == FA_TLS_CERT)
+			return true;
+	if (!config_wants_tls(cfg) || cfg->ntls_certs != 0)
+		return false;
+	snprintf(path, sizeof(path), "%s/mxd-selfsigned.crt", cfg->data_dir);
+	if (access(path, R_OK) != 0)
+		return true;
+	snprintf(path, sizeof(path), "%s/mxd-selfsigned.key", cfg->data_dir);
+	return access(path, R_OK) != 0;
+}
+
 static int
 gen_start(struct sup *s, struct gen *g, bool print, char *err, size_t errlen)
 {
+	bool alone = gen_makes_files(g->cfg);
 	int slot, first = -1;
 	unsigned i;
 
@@ -404,7 +430,7 @@ gen_start(struct sup *s, struct gen *g, bool print, char *err, size_t errlen)
 		if (slot < 0 || spawn(s, (unsigned)slot, g, print && i == 0,
 		    i == 0, err, errlen) != 0)
 			goto fail;
-		if (i == 0) {
+		if (i == 0 && alone) {
 			first = slot;
 			if (wait_ready(s, (unsigned)slot, err, errlen) != 0)
 				goto fail;
