@@ -23,7 +23,7 @@ import time
 
 import pytest
 
-from conftest import RawClient
+from conftest import RawClient, quiet
 from tlsutil import HOST, TlsMxd, stop_all
 
 SENDER = "alice@client.example"
@@ -376,6 +376,30 @@ def test_sighup_new_config_for_new_sessions_old_ones_finish(start_mxd):
     # The old workers are gone once their sessions are.
     wait_children(m, 2, other_than=old)
     assert len(re.findall(r" reload msg=", m.log())) == 1
+
+
+def test_old_sessions_are_drained_shutdown_grace_after_a_reload(start_mxd):
+    """An old worker's idle session may go on for shutdown_grace after
+    the reload, then it is drained as on SIGTERM: 421, and the old
+    worker exits."""
+    m = start_mxd(config=CONF.format(host="one.test",
+                                     extra="shutdown_grace = 2"))
+    old = wait_children(m, 2)
+    idle = greet(m)
+    ehlo(idle)
+    t0 = time.monotonic()
+    m.signal(signal.SIGHUP)
+    m.wait_log(r" reload msg=")
+    assert quiet(idle, 1.0), "the old session was cut at once"
+    assert idle.cmd("NOOP")[0] == 250
+    code, lines = idle.reply()
+    took = time.monotonic() - t0
+    assert code == 421 and lines[-1].startswith("421 4.3.2"), lines
+    assert 1.5 <= took <= 6, took
+    assert idle.closed()
+    idle.close()
+    wait_children(m, 2, other_than=old)
+    assert re.search(r" retire_over ", m.log()), m.log()
 
 
 def test_sighup_with_a_bad_config_keeps_the_running_one(start_mxd):
