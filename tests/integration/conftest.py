@@ -128,13 +128,16 @@ class Mxd:
         return [self.proc.pid] + sorted(kids)
 
     def rss_kib(self):
-        """VmRSS of the supervisor and its workers together."""
+        """The memory of the supervisor and its workers together: the
+        sum of their proportional set sizes (Pss), so that the pages
+        they share (libraries, the shared region, what fork left shared)
+        count once."""
         total = 0
         for pid in self.pids():
             try:
-                with open("/proc/%d/status" % pid) as f:
+                with open("/proc/%d/smaps_rollup" % pid) as f:
                     for line in f:
-                        if line.startswith("VmRSS:"):
+                        if line.startswith("Pss:"):
                             total += int(line.split()[1])
             except FileNotFoundError:
                 pass
