@@ -161,6 +161,30 @@ def test_a_crash_loop_restarts_at_most_once_a_second(start_mxd):
     assert len(re.findall(r" worker_exit .*signal=KILL", m.log())) == 2
 
 
+def running(pid):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            return "zombie" not in f.read()
+    except FileNotFoundError:
+        return False
+
+
+def test_workers_die_with_the_supervisor(start_mxd):
+    m = start_mxd("--workers", "2")
+    kids = wait_children(m, 2)
+    c = greet(m)
+    m.proc.send_signal(signal.SIGKILL)
+    assert m.proc.wait(10) == -signal.SIGKILL
+    deadline = time.monotonic() + 10
+    while any(running(k) for k in kids):
+        assert time.monotonic() < deadline, "a worker outlived it"
+        time.sleep(0.02)
+    assert c.closed()
+    c.close()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection((m.host, m.port), timeout=5).close()
+
+
 # ---- shared state --------------------------------------------------------------
 
 
