@@ -862,24 +862,27 @@ reload(struct sup *s)
 static int
 poll_timeout(struct sup *s)
 {
-	double t = -1, now = now_mono(), d;
+	double t = 0, now = now_mono(), d;
+	bool any = false;
 	unsigned i;
 
 	for (i = 0; i < SHARED_SLOTS; i++) {
 		if (s->slots[i].restart_at <= 0)
 			continue;
 		d = s->slots[i].restart_at - now;
-		if (t < 0 || d < t)
+		if (!any || d < t)
 			t = d;
+		any = true;
 	}
 	if (s->stopping && !s->killed) {
 		d = s->kill_at - now;
-		if (t < 0 || d < t)
+		if (!any || d < t)
 			t = d;
+		any = true;
 	}
-	if (t < 0)
-		return t == -1 ? -1 : 0;
-	return (int)(t * 1000) + 1;
+	if (!any)
+		return -1;
+	return t <= 0 ? 0 : (int)(t * 1000) + 1;
 }
 
 static unsigned
