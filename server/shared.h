@@ -4,7 +4,7 @@
  * One region, mapped MAP_SHARED|MAP_ANONYMOUS by the supervisor before
  * it forks, so every worker (and every later generation) sees the same
  * memory at the same address.  It holds what must not depend on which
- * worker accepted a connection (mxd.conf(5), "Worker processes"):
+ * worker accepted a connection (mxd.conf(5), WORKER PROCESSES AND RELOAD):
  *
  * - the connection number (fault rules' "conn N", capture metadata) and
  *   the session id sequence, both atomic counters;

@@ -1,11 +1,11 @@
 """Worker processes, the supervisor, SIGHUP reload and the drain.
 
 mxd runs a supervisor and `workers` processes that accept on the
-listeners the supervisor bound (mxd.conf(5), "Worker processes").  What
-one connection does to the next must not depend on which worker took
-it: the connection numbers of fault rules, the TLS fallback memory, the
-per-address limits and max_connections live in a region all workers
-share.  A worker that dies is restarted and its sessions' counts are
+listeners the supervisor bound (mxd.conf(5), WORKER PROCESSES AND
+RELOAD).  What one connection does to the next must not depend on which
+worker took it: the connection numbers of fault rules, the TLS fallback
+memory, the per-address limits and max_connections live in a region all
+workers share.  A worker that dies is restarted and its sessions' counts are
 released; SIGHUP starts a new generation of workers with the re-read
 configuration while the old one finishes its sessions; SIGTERM drains
 every worker.
