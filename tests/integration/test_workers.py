@@ -162,11 +162,9 @@ def test_a_crash_loop_restarts_at_most_once_a_second(start_mxd):
 
 
 def running(pid):
-    try:
-        with open("/proc/%d/status" % pid) as f:
-            return "zombie" not in f.read()
-    except FileNotFoundError:
-        return False
+    """Until it is reaped: a killed worker's zombie leader may still
+    have threads that hold its descriptors."""
+    return os.path.exists("/proc/%d" % pid)
 
 
 def test_workers_die_with_the_supervisor(start_mxd):
