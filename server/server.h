@@ -70,7 +70,6 @@ struct server {
 	bool			 first;	/* see server_setup_shared */
 	unsigned		 worker_slot;
 
-	ev_signal		 sigterm, sigint, sighup;
 	ev_timer		 grace;
 	bool			 shutting_down;
 	/* After a reload: no more accepting; sessions go on. */
