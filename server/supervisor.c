@@ -896,15 +896,41 @@ alive(struct sup *s)
 	return n;
 }
 
+/* What the signalfd holds (non-blocking): act on each. */
+static void
+signals(struct sup *s)
+{
+	struct signalfd_siginfo si;
+
+	while (read(s->sfd, &si, sizeof(si)) == sizeof(si)) {
+		switch (si.ssi_signo) {
+		case SIGTERM:
+		case SIGINT:
+			stop(s, (int)si.ssi_signo);
+			break;
+		case SIGHUP:
+			reload(s);
+			break;
+		default:	/* SIGCHLD: reap() follows */
+			break;
+		}
+	}
+}
+
 static void
 run(struct sup *s)
 {
 	struct pollfd pf[1 + SHARED_SLOTS];
 	unsigned map[1 + SHARED_SLOTS];
-	struct signalfd_siginfo si;
 	unsigned i, n;
 
 	for (;;) {
+		/*
+		 * Signals before reaping: when a service manager sends
+		 * SIGTERM to every process at once, a worker that exits at
+		 * once must be seen after our own SIGTERM, not restarted.
+		 */
+		signals(s);
 		reap(s);
 		restarts(s);
 		if (s->stopping && alive(s) == 0)
@@ -933,21 +959,6 @@ run(struct sup *s)
 		for (i = 1; i < n; i++)
 			if (pf[i].revents != 0)
 				read_pipe(s, map[i]);
-		if (!(pf[0].revents & POLLIN))
-			continue;
-		while (read(s->sfd, &si, sizeof(si)) == sizeof(si)) {
-			switch (si.ssi_signo) {
-			case SIGTERM:
-			case SIGINT:
-				stop(s, (int)si.ssi_signo);
-				break;
-			case SIGHUP:
-				reload(s);
-				break;
-			default:	/* SIGCHLD: reap() at the top */
-				break;
-			}
-		}
 	}
 }
 
