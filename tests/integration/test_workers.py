@@ -11,6 +11,7 @@ configuration while the old one finishes its sessions; SIGTERM drains
 every worker.
 """
 
+import contextlib
 import os
 import re
 import select
@@ -70,6 +71,30 @@ def into_data(c, rcpt):
     assert c.cmd("MAIL FROM:<%s>" % SENDER)[0] == 250
     assert c.cmd("RCPT TO:<%s>" % rcpt)[0] == 250
     assert c.cmd("DATA")[0] == 354
+
+
+@contextlib.contextmanager
+def only(m, pid):
+    """Only worker pid accepts meanwhile: the others are stopped
+    (SIGSTOP), so that a test decides which worker serves what."""
+    others = [k for k in children(m) if k != pid]
+    for k in others:
+        os.kill(k, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for k in others:
+            os.kill(k, signal.SIGCONT)
+
+
+def sessions_on(m, kids, n):
+    """n greeted sessions, held open, on each worker of kids."""
+    held = []
+    for pid in kids:
+        with only(m, pid):
+            held += [greet(m) for _ in range(n)]
+    assert sorted(set(session_pids(m).values())) == sorted(kids)
+    return held
 
 
 def spread_sessions(m, n):
@@ -211,25 +236,28 @@ def test_connection_number_rule_is_global(tls_mxd):
     takes the later connections (with per-worker numbering each
     worker's first connection would fail)."""
     m = tls_mxd("--fault", "conn 1 tls alert handshake_failure")
-    wait_children(m, 2)
+    kids = wait_children(m, 2)
     ctx = ssl.create_default_context(cafile=m.cert)
     results = []
     for i in range(12):
-        s = smtp(m)
-        s.ehlo("client.test")
-        try:
-            s.starttls(context=ctx)
+        with only(m, kids[i // 2 % 2]):
+            s = smtp(m)
             s.ehlo("client.test")
-            s.sendmail("a@client.test", ["b@ok.test"],
-                       b"Subject: %d\r\n\r\nx\r\n" % i)
-            s.quit()
-            results.append("tls")
-        except ssl.SSLError as e:
-            results.append(e.reason)
-            s.close()
-        time.sleep(0.01)
+            try:
+                s.starttls(context=ctx)
+                s.ehlo("client.test")
+                s.sendmail("a@client.test", ["b@ok.test"],
+                           b"Subject: %d\r\n\r\nx\r\n" % i)
+                s.quit()
+                results.append("tls")
+            except ssl.SSLError as e:
+                results.append(e.reason)
+                s.close()
     assert results == ["SSLV3_ALERT_HANDSHAKE_FAILURE"] + ["tls"] * 11
-    assert len(set(session_pids(m).values())) == 2, m.log()
+    # Connections 1-2 on one worker, 3-4 on the other, and so on.
+    pids = [p for _, p in sorted(session_pids(m).items(),
+                                 key=lambda kv: int(kv[0], 16))]
+    assert pids == [kids[i // 2 % 2] for i in range(12)], (pids, kids)
     assert re.findall(r" fault at=tls conn=(\d+) ", m.log()) == ["1"]
 
 
@@ -238,19 +266,20 @@ def test_fallback_memory_is_shared(tls_mxd):
     that address for tls_fallback_window."""
     m = tls_mxd("--fault", "conn 1 tls alert handshake_failure",
                 "-o", "tls_fallback_window=60")
-    wait_children(m, 2)
-    s = smtp(m)
-    s.ehlo("client.test")
-    with pytest.raises(ssl.SSLError):
-        s.starttls(context=ssl.create_default_context(cafile=m.cert))
-    s.close()
-    for _ in range(10):
+    kids = wait_children(m, 2)
+    with only(m, kids[0]):
         s = smtp(m)
         s.ehlo("client.test")
-        assert not s.has_extn("starttls")
-        s.quit()
-        time.sleep(0.01)
-    assert len(set(session_pids(m).values())) == 2, m.log()
+        with pytest.raises(ssl.SSLError):
+            s.starttls(context=ssl.create_default_context(cafile=m.cert))
+        s.close()
+    for i in range(10):
+        with only(m, kids[(i + 1) % 2]):
+            s = smtp(m)
+            s.ehlo("client.test")
+            assert not s.has_extn("starttls")
+            s.quit()
+    assert sorted(set(session_pids(m).values())) == kids, m.log()
 
 
 def starttls_session(m, ctx, session=None):
@@ -272,15 +301,17 @@ def test_tls_tickets_resume_on_every_worker(tls_mxd):
     """The workers of a generation share their ticket keys: a ticket
     from one resumes on the other."""
     m = tls_mxd()
-    wait_children(m, 2)
+    kids = wait_children(m, 2)
     ctx = ssl.create_default_context(cafile=m.cert)
-    sess, reused = starttls_session(m, ctx)
+    with only(m, kids[0]):
+        sess, reused = starttls_session(m, ctx)
     assert not reused
-    for _ in range(12):
-        _, reused = starttls_session(m, ctx, sess)
-        assert reused
-        time.sleep(0.01)
-    assert len(set(session_pids(m).values())) == 2, m.log()
+    for i in range(6):
+        with only(m, kids[(i + 1) % 2]):
+            _, reused = starttls_session(m, ctx, sess)
+        assert reused, "a ticket of worker %d on worker %d" % (
+            kids[0], kids[(i + 1) % 2])
+    assert sorted(set(session_pids(m).values())) == kids, m.log()
     # A reload makes new keys: the old ticket makes a full handshake.
     m.signal(signal.SIGHUP)
     m.wait_log(r" reload msg=")
@@ -290,9 +321,7 @@ def test_tls_tickets_resume_on_every_worker(tls_mxd):
 
 def test_max_connections_per_ip_is_global(start_mxd):
     m = start_mxd("--workers", "2", "-o", "max_connections_per_ip=8")
-    wait_children(m, 2)
-    held = spread_sessions(m, 8)
-    assert len(set(session_pids(m).values())) == 2, m.log()
+    held = sessions_on(m, wait_children(m, 2), 4)
     c = m.client()
     code, lines = c.reply()
     assert code == 421 and "4.7.0" in lines[-1], lines
@@ -315,9 +344,7 @@ def test_max_connections_per_ip_is_global(start_mxd):
 def test_max_connections_is_global(start_mxd):
     m = start_mxd("--workers", "2", "-o", "max_connections=6",
                   "-o", "max_connections_per_ip=0")
-    wait_children(m, 2)
-    held = spread_sessions(m, 6)
-    assert len(set(session_pids(m).values())) == 2, m.log()
+    held = sessions_on(m, wait_children(m, 2), 3)
     # The seventh waits in the backlog, unanswered...
     w = RawClient(socket.create_connection((m.host, m.port), timeout=10))
     w.sock.settimeout(1)
