@@ -1061,10 +1061,20 @@ finish_message(struct conn *c, enum smtp_msg_result r)
 		log_begin(&l, LOG_WARN, c->sid, "store_failed");
 		log_str(&l, "id", id);
 		log_str(&l, "result", r == SMTP_MSG_NOSPACE ? "no_space" :
-		    "tempfail");
+		    r == SMTP_MSG_UNAVAILABLE ? "unavailable" :
+		    r == SMTP_MSG_REJECTED ? "rejected" : "tempfail");
+		if (c->txn != NULL && *delivery_txn_detail(c->txn))
+			log_str(&l, "detail", delivery_txn_detail(c->txn));
 		log_end(&l);
 	}
-	smtp_session_message_result(c->smtp, r, id);
+	if (r == SMTP_MSG_REJECTED && c->txn != NULL) {
+		const char *enh;
+		int code = delivery_txn_rejection(c->txn, &enh);
+
+		smtp_session_message_rejected(c->smtp, code, enh);
+	} else {
+		smtp_session_message_result(c->smtp, r, id);
+	}
 	drop_txn(c);
 	if (!c->closing)
 		ev_timer_again(c->srv->loop, &c->timer);

@@ -27,6 +27,8 @@ struct delivery_backend {
 	bool		 lf_only;
 	/* Put the Return-Path/Received block before the body. */
 	bool		 trace_headers;
+	/* ... but no Return-Path: the final delivery adds it (LMTP). */
+	bool		 no_return_path;
 	/* Loop, at DATA, optional: keep what it needs of the trace. */
 	int		(*begin)(struct delivery_txn *t,
 			    const struct delivery_trace *tr);
@@ -89,6 +91,17 @@ struct delivery_txn {
 	size_t			 meta_len;
 	char			*meta_tmp;	/* its temporary file */
 	double			 received;	/* end of data */
+
+	/*
+	 * A backend's verdict on a failure, where an errno says too little
+	 * (LMTP: unreachable, or refused with the downstream's code), and
+	 * what went wrong, for the log.  Set in the worker.
+	 */
+	enum smtp_msg_result	 verdict;	/* SMTP_MSG_OK: from err */
+	int			 reject_code;	/* SMTP_MSG_REJECTED */
+	char			 reject_enh[16];
+	char			 detail[200];
+	void			*be_txn;	/* LMTP: the downstream session */
 };
 
 extern const struct delivery_backend delivery_maildir;
