@@ -14,6 +14,7 @@
 #include <ini.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <sys/un.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,9 +63,14 @@ static const struct key keys[] = {
 	{ "maildir", K_PATH, OFF(maildir), 0, 0,
 	    "Maildir path; %d domain, %l local part (default ./mail)" },
 	{ "delivery", K_DELIVERY, OFF(delivery), 0, 0,
-	    "maildir | capture: where messages go (default maildir)" },
+	    "maildir | capture | lmtp:unix:PATH | lmtp:ADDR:PORT: where "
+	    "messages go (default maildir)" },
 	{ "capture_dir", K_PATH, OFF(capture_dir), 0, 0,
 	    "directory for ID.eml and ID.json (delivery = capture)" },
+	{ "lmtp_timeout", K_DURATION, OFF(lmtp_timeout), 1, 3600,
+	    "LMTP: connect, each write, each reply (default 30s)" },
+	{ "lmtp_connections", K_UINT, OFF(lmtp_connections), 0, 1000,
+	    "LMTP: idle downstream connections kept (default 4)" },
 	{ "max_message_size", K_SIZE, OFF(smtp.limits.message_size),
 	    1024, 1ULL << 40, "octets, k/M/G suffixes (default 25M)" },
 	{ "max_recipients", K_UINT, OFF(smtp.limits.rcpt_max), 100, 100000,
@@ -163,6 +169,8 @@ config_init(struct config *c)
 	c->shutdown_grace = SMTP_DEF_SHUTDOWN_GRACE;
 	c->min_data_rate = 500;
 	c->delivery_threads = 4;
+	c->lmtp_timeout = 30;
+	c->lmtp_connections = 4;
 	c->log_level = LOG_INFO;
 	c->log_format = LOG_LOGFMT;
 	c->tls = true;
@@ -362,6 +370,51 @@ config_parse_listen(const char *s, struct listen_conf *out)
 	return 0;
 }
 
+/*
+ * The LMTP server of "delivery = lmtp:...": "unix:/path", or an address
+ * literal and port as for listen (no DNS: mxd resolves no names).
+ */
+static int
+parse_lmtp(struct config *c, const char *v, char *err, size_t errlen)
+{
+	struct sockaddr_un *sun = (struct sockaddr_un *)&c->lmtp_addr;
+	struct listen_conf lc;
+	const char *path;
+
+	if (strlen(v) >= sizeof(c->lmtp_text)) {
+		snprintf(err, errlen, "delivery: lmtp:%s is too long", v);
+		return -1;
+	}
+	memset(&c->lmtp_addr, 0, sizeof(c->lmtp_addr));
+	if (strncmp(v, "unix:", 5) == 0) {
+		path = v + 5;
+		if (*path != '/' || strlen(path) >= sizeof(sun->sun_path)) {
+			snprintf(err, errlen, "delivery: lmtp:unix: needs an "
+			    "absolute socket path under %zu octets, got '%s'",
+			    sizeof(sun->sun_path), path);
+			return -1;
+		}
+		sun->sun_family = AF_UNIX;
+		memcpy(sun->sun_path, path, strlen(path) + 1);
+		c->lmtp_addrlen = (socklen_t)sizeof(*sun);
+	} else {
+		if (config_parse_listen(v, &lc) != 0 || v[0] == '*' ||
+		    (lc.addr.ss_family == AF_INET ?
+		    ((struct sockaddr_in *)&lc.addr)->sin_port :
+		    ((struct sockaddr_in6 *)&lc.addr)->sin6_port) == 0) {
+			snprintf(err, errlen, "delivery: expected lmtp:unix:PATH"
+			    " or lmtp:ADDR:PORT (IPv4, or [IPv6]; no host "
+			    "names), got 'lmtp:%s'", v);
+			return -1;
+		}
+		c->lmtp_addr = lc.addr;
+		c->lmtp_addrlen = lc.addrlen;
+	}
+	snprintf(c->lmtp_text, sizeof(c->lmtp_text), "%s", v);
+	c->delivery = CONFIG_DELIVERY_LMTP;
+	return 0;
+}
+
 static int
 parse_bool(const char *v, bool *out)
 {
@@ -547,6 +600,8 @@ config_set(struct config *c, enum config_src src, const char *name,
 		c->tls_min_version = 0x0301 + e;
 		return 0;
 	case K_DELIVERY:
+		if (strncasecmp(v, "lmtp:", 5) == 0)
+			return parse_lmtp(c, v + 5, err, errlen);
 		if ((e = enum_index(v, deliveries)) < 0)
 			goto bad_enum;
 		c->delivery = (enum config_delivery)e;

@@ -40,6 +40,7 @@ enum config_delivery {
 	CONFIG_DELIVERY_MAILDIR = 0,
 	CONFIG_DELIVERY_CAPTURE,	/* ID.eml + ID.json, for harnesses */
 	CONFIG_DELIVERY_CALLBACK,	/* libmxd's message callback; no key */
+	CONFIG_DELIVERY_LMTP,		/* lmtp:unix:PATH, lmtp:ADDR:PORT */
 };
 
 struct config {
@@ -51,6 +52,12 @@ struct config {
 	char			*maildir;	/* path, maybe with %d %l */
 	enum config_delivery	 delivery;
 	char			*capture_dir;	/* delivery = capture */
+	/* delivery = lmtp:...: the downstream, its text without "lmtp:" */
+	char			 lmtp_text[120];
+	struct sockaddr_storage	 lmtp_addr;	/* AF_UNIX, AF_INET(6) */
+	socklen_t		 lmtp_addrlen;
+	double			 lmtp_timeout;	/* per step, seconds */
+	unsigned		 lmtp_connections;	/* idle ones kept */
 	struct smtp_config	 smtp;		/* limits, policy for proto */
 	unsigned		 max_connections;
 	unsigned		 max_connections_per_ip;

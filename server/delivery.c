@@ -42,6 +42,11 @@ delivery_create(const struct config *cfg, struct worker_pool *pool,
 		if (maildir_setup(d, err, errlen) != 0)
 			goto fail;
 		break;
+	case CONFIG_DELIVERY_LMTP:
+		d->be = &delivery_lmtp;
+		if (lmtp_setup(d, err, errlen) != 0)
+			goto fail;
+		break;
 	case CONFIG_DELIVERY_CALLBACK:
 		d->be = &delivery_callback;
 		snprintf(d->describe, sizeof(d->describe), "callback");

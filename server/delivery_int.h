@@ -108,6 +108,8 @@ extern const struct delivery_backend delivery_maildir;
 int	maildir_setup(struct delivery *d, char *err, size_t errlen);
 extern const struct delivery_backend delivery_capture;
 int	capture_setup(struct delivery *d, char *err, size_t errlen);
+extern const struct delivery_backend delivery_lmtp;
+int	lmtp_setup(struct delivery *d, char *err, size_t errlen);
 /* libmxd's message callback: the body in memory, handed over by conn.c. */
 extern const struct delivery_backend delivery_callback;
 /* mkdir -p, mode 0700 for what it creates: 0 or an errno value. */
