@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "proxy.h"
 #include "tls.h"
 
 enum ktype {
@@ -41,6 +42,8 @@ enum ktype {
 	K_PATH_LIST,
 	K_DELIVERY,
 	K_FAULT,
+	K_PROXY_MODE,
+	K_CIDR_LIST,
 };
 
 struct key {
@@ -134,6 +137,13 @@ static const struct key keys[] = {
 	    "request (never require) a client certificate (default no)" },
 	{ "tls_client_ca", K_PATH, OFF(tls_client_ca), 0, 0,
 	    "PEM CA bundle to verify client certificates (default none)" },
+	{ "proxy_protocol", K_PROXY_MODE, OFF(proxy_protocol), 0, 0,
+	    "off | v1 | v2 | any: PROXY header first, per listener too "
+	    "(default off)" },
+	{ "proxy_trusted", K_CIDR_LIST, 0, 0, 0,
+	    "CIDRs that may send a PROXY header, repeatable (default none)" },
+	{ "proxy_timeout", K_DURATION, OFF(proxy_timeout), 1, 300,
+	    "wait for the PROXY header (default 5s)" },
 	{ "fault", K_FAULT, 0, 0, 0,
 	    "a fault rule for test harnesses, repeatable (docs/harness.md)" },
 };
@@ -178,6 +188,7 @@ config_init(struct config *c)
 	c->tls_tickets = true;
 	c->tls_ticket_lifetime = 12 * 3600;
 	c->tls_handshake_timeout = 30;
+	c->proxy_timeout = 5;
 }
 
 void
@@ -194,6 +205,7 @@ config_free(struct config *c)
 	for (i = 0; i < c->nfaults; i++)
 		fault_free(&c->faults[i]);
 	free(c->faults);
+	free(c->proxy_trusted);
 	free(c->data_dir);
 	free(c->tls_client_ca);
 	for (i = 0; i < c->ntls_certs; i++)
@@ -276,7 +288,7 @@ config_parse_duration(const char *v, double *out)
 
 static int parse_bool(const char *v, bool *out);
 
-/* "ADDR:PORT [require_tls=yes|no] [tls=yes|no]" */
+/* "ADDR:PORT [require_tls=yes|no] [tls=yes|no] [proxy=off|v1|v2|any]" */
 static int
 parse_listen_value(const char *v, struct listen_conf *out, char *why,
     size_t whylen)
@@ -301,10 +313,19 @@ parse_listen_value(const char *v, struct listen_conf *out, char *why,
 			*eq++ = 0;
 		if (eq == NULL)
 			eq = "yes";
+		if (strcmp(tok, "proxy") == 0) {
+			if ((out->proxy = proxy_mode_parse(eq)) < 0) {
+				snprintf(why, whylen, "proxy=%s: expected off, "
+				    "v1, v2 or any", eq);
+				return -1;
+			}
+			continue;
+		}
 		if (parse_bool(eq, &b) != 0 || (strcmp(tok, "tls") != 0 &&
 		    strcmp(tok, "require_tls") != 0)) {
 			snprintf(why, whylen, "'%s' is not a listener option "
-			    "(tls=yes|no, require_tls=yes|no)", tok);
+			    "(tls=yes|no, require_tls=yes|no, "
+			    "proxy=off|v1|v2|any)", tok);
 			return -1;
 		}
 		if (strcmp(tok, "tls") == 0)
@@ -326,7 +347,7 @@ config_parse_listen(const char *s, struct listen_conf *out)
 	size_t hl;
 
 	memset(out, 0, sizeof(*out));
-	out->tls = out->require_tls = -1;
+	out->tls = out->require_tls = out->proxy = -1;
 	if (strlen(s) >= sizeof(out->text))
 		return -1;
 	if (s[0] == '[') {
@@ -629,6 +650,27 @@ config_set(struct config *c, enum config_src src, const char *name,
 		c->faults[c->nfaults++] = r;
 		return 0;
 	}
+	case K_PROXY_MODE:
+		if ((e = proxy_mode_parse(v)) < 0) {
+			snprintf(err, errlen, "%s: '%s' is not one of off v1 v2 "
+			    "any", name, v);
+			return -1;
+		}
+		c->proxy_protocol = e;
+		return 0;
+	case K_CIDR_LIST: {
+		char why[256];
+
+		if (c->proxy_trusted_src != src)
+			c->nproxy_trusted = 0;	/* a later layer replaces */
+		c->proxy_trusted_src = src;
+		if (proxy_cidr_add(&c->proxy_trusted, &c->nproxy_trusted, v,
+		    why, sizeof(why)) != 0) {
+			snprintf(err, errlen, "%s: %s", name, why);
+			return -1;
+		}
+		return 0;
+	}
 	case K_PATH_LIST: {
 		bool certs = k->off == OFF(tls_certs);
 		char ***list = certs ? &c->tls_certs : &c->tls_keys;
@@ -858,9 +900,19 @@ config_finish(struct config *c, char *err, size_t errlen)
 		bool req = l->require_tls >= 0 ? l->require_tls :
 		    c->require_tls;
 
+		int proxy = l->proxy >= 0 ? l->proxy : c->proxy_protocol;
+
 		if (req && !tls) {
 			snprintf(err, errlen, "listen %s: require_tls needs "
 			    "tls", l->text);
+			return -1;
+		}
+		/* No default trust: an open PROXY listener lets anyone
+		 * claim any address (mxd.conf(5), proxy_trusted). */
+		if (proxy != SMTP_PROXY_OFF && c->nproxy_trusted == 0) {
+			snprintf(err, errlen, "listen %s: proxy_protocol %s "
+			    "needs proxy_trusted (no peer is trusted by "
+			    "default)", l->text, proxy_mode_name(proxy));
 			return -1;
 		}
 	}

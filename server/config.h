@@ -26,6 +26,8 @@ enum config_src {
 	CONFIG_SRC_CMDLINE,
 };
 
+struct proxy_cidr;
+
 struct listen_conf {
 	char			text[80];	/* "127.0.0.1:2525", "[::1]:25" */
 	struct sockaddr_storage	addr;
@@ -33,6 +35,7 @@ struct listen_conf {
 	/* Per-listener options after the address; -1: the global key. */
 	int			tls;
 	int			require_tls;
+	int			proxy;		/* enum smtp_proxy_mode */
 };
 
 /* Where accepted messages go (key delivery). */
@@ -86,6 +89,12 @@ struct config {
 	bool			 tls_ask_client_cert;
 	char			*tls_client_ca;
 
+	/* PROXY protocol (server/proxy.h) */
+	int			 proxy_protocol;	/* for listeners */
+	struct proxy_cidr	*proxy_trusted;
+	size_t			 nproxy_trusted;
+	double			 proxy_timeout;
+
 	/* fault: a harness's rules (docs/harness.md), in order */
 	struct fault_rule	*faults;
 	size_t			 nfaults;
@@ -96,6 +105,7 @@ struct config {
 	enum config_src		 cert_src;
 	enum config_src		 key_src;
 	enum config_src		 fault_src;
+	enum config_src		 proxy_trusted_src;
 };
 
 void	config_init(struct config *c);

@@ -22,6 +22,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +34,7 @@
 #include "delivery.h"
 #include "fault.h"
 #include "log.h"
+#include "proxy.h"
 #include "server.h"
 #include "tls.h"
 
@@ -65,6 +67,7 @@ enum fault_resume {
 };
 
 enum phase {
+	PH_PROXY,		/* reading the PROXY header; no proto yet */
 	PH_SMTP,		/* plaintext or TLS, proto drives */
 	PH_TLS_START,		/* STARTTLS accepted: flushing the 220 */
 	PH_HANDSHAKE,
@@ -122,6 +125,10 @@ struct conn {
 	enum fault_resume	 resume;	/* a fault's delay runs */
 	bool			 fault_kill;	/* close now, no reply */
 	bool			 fault_close_up; /* close once TLS is up */
+	struct smtp_proxy	*proxy;		/* PH_PROXY: the header so far */
+	char			 proxy_peer[INET6_ADDRSTRLEN + 8]; /* its sender */
+	const char		*proxy_kind;	/* what the header said */
+	bool			 health;	/* v2 LOCAL: a health check */
 };
 
 /* ---- plaintext transport --------------------------------------------- */
@@ -402,13 +409,18 @@ conn_close(struct conn *c, const char *reason)
 		close(c->fd);
 	drop_txn(c);
 
-	log_begin(&l, LOG_INFO, c->sid, "disconnect");
-	log_str(&l, "reason", reason != NULL ? reason : c->reason);
-	log_uint(&l, "accepted", c->accepted);
-	log_uint(&l, "rejected", c->rejected);
-	log_uint(&l, "bytes_in", c->bytes_in);
-	log_int(&l, "ms", (long long)((ev_now(srv->loop) - c->start) * 1000));
-	log_end(&l);
+	/* Before a PROXY header, the one "proxy" line says it all. */
+	if (c->phase != PH_PROXY) {
+		log_begin(&l, c->health ? LOG_DEBUG : LOG_INFO, c->sid,
+		    "disconnect");
+		log_str(&l, "reason", reason != NULL ? reason : c->reason);
+		log_uint(&l, "accepted", c->accepted);
+		log_uint(&l, "rejected", c->rejected);
+		log_uint(&l, "bytes_in", c->bytes_in);
+		log_int(&l, "ms", (long long)((ev_now(srv->loop) - c->start) *
+		    1000));
+		log_end(&l);
+	}
 
 	smtp_session_destroy(c->smtp);
 	if (c->ip_counted)
@@ -420,6 +432,7 @@ conn_close(struct conn *c, const char *reason)
 	if (c->next != NULL)
 		c->next->prev = c->prev;
 	free(c->helo);
+	free(c->proxy);
 	free(c);
 	server_conn_gone(srv);
 }
@@ -839,7 +852,8 @@ handle(struct conn *c, const struct smtp_event *ev)
 		free(c->helo);
 		c->helo = strndup(ev->helo, ev->helo_len);
 		c->esmtp = ev->esmtp;
-		log_begin(&l, LOG_INFO, c->sid, ev->esmtp ? "ehlo" : "helo");
+		log_begin(&l, c->health ? LOG_DEBUG : LOG_INFO, c->sid,
+		    ev->esmtp ? "ehlo" : "helo");
 		log_strn(&l, "name", ev->helo, ev->helo_len);
 		log_end(&l);
 		break;
@@ -1407,6 +1421,32 @@ too_slow(struct conn *c)
 	return true;
 }
 
+/* n bytes the client sent are in proto's buffer at p: go on with them. */
+static void
+got_input(struct conn *c, char *p, size_t n)
+{
+	if (log_enabled(LOG_DEBUG) && !smtp_session_in_data(c->smtp))
+		debug_bytes(c, "recv", p, transcript_len(c, p, n));
+	smtp_session_input_commit(c->smtp, n);
+	c->bytes_in += (uint64_t)n;
+	if (c->greet_pending) {
+		pregreet(c, p, n);
+		return;
+	}
+	if (c->body_active)
+		c->data_bytes += (uint64_t)n;
+	if (too_slow(c))
+		return;
+	if (!c->closing)
+		ev_timer_again(c->srv->loop, &c->timer);
+	pump(c);
+}
+
+static void proxy_read(struct conn *c);
+static void proxy_fail(struct conn *c, unsigned long long *count,
+    const char *reason, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 static void
 on_read(struct ev_loop *loop, ev_io *w, int revents)
 {
@@ -1416,6 +1456,9 @@ on_read(struct ev_loop *loop, ev_io *w, int revents)
 	ssize_t n;
 
 	switch (c->phase) {
+	case PH_PROXY:
+		proxy_read(c);
+		return;
 	case PH_HANDSHAKE:
 		hs_step(c);
 		return;
@@ -1437,22 +1480,7 @@ on_read(struct ev_loop *loop, ev_io *w, int revents)
 	n = c->tr->read(c, p, len);
 	c->read_blocked = n <= 0;
 	if (n > 0) {
-		if (log_enabled(LOG_DEBUG) && !smtp_session_in_data(c->smtp))
-			debug_bytes(c, "recv", p, transcript_len(c, p,
-			    (size_t)n));
-		smtp_session_input_commit(c->smtp, (size_t)n);
-		c->bytes_in += (uint64_t)n;
-		if (c->greet_pending) {
-			pregreet(c, p, (size_t)n);
-			return;
-		}
-		if (c->body_active)
-			c->data_bytes += (uint64_t)n;
-		if (too_slow(c))
-			return;
-		if (!c->closing)
-			ev_timer_again(loop, &c->timer);
-		pump(c);
+		got_input(c, p, (size_t)n);
 		return;
 	}
 	if (n == IO_WANT_READ) {
@@ -1482,6 +1510,7 @@ on_write(struct ev_loop *loop, ev_io *w, int revents)
 		alert_step(c);
 		return;
 	case PH_LINGER:
+	case PH_PROXY:
 		ev_io_stop(loop, w);
 		return;
 	case PH_SMTP:
@@ -1501,6 +1530,11 @@ on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 	struct conn *c = from_timer(w);
 
 	switch (c->phase) {
+	case PH_PROXY:
+		proxy_fail(c, &c->srv->stats.proxy_missing, "proxy_timeout",
+		    "no PROXY header within proxy_timeout (%.3gs, %zu octets "
+		    "read)", c->srv->cfg->proxy_timeout, c->proxy->len);
+		return;
 	case PH_HANDSHAKE:
 		/* A stalled handshake: fail it, with an alert. */
 		tls_conn_timeout(c->tls);
@@ -1545,7 +1579,7 @@ on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 	pump(c);
 }
 
-/* ---- accept ----------------------------------------------------------- */
+/* ---- the session's start -------------------------------------------- */
 
 static void
 peer_name(struct conn *c, const struct sockaddr *sa)
@@ -1577,27 +1611,23 @@ peer_name(struct conn *c, const struct sockaddr *sa)
 	}
 }
 
-void
-conn_accept(struct listener *lst, int fd, const struct sockaddr *sa,
-    socklen_t salen)
+/*
+ * The session proper: from the client's address (the peer's, or the one
+ * a PROXY header named) to the greeting.  False when the connection is
+ * gone.
+ */
+static bool
+conn_start(struct conn *c)
 {
-	struct server *srv = lst->srv;
+	struct server *srv = c->srv;
+	struct listener *lst = c->lst;
 	const struct config *cfg = srv->cfg;
 	const struct smtp_config *smtp = &lst->smtp;
-	struct conn *c;
 	struct logline l;
-	unsigned n;
-	int one = 1;
+	unsigned n = 0;
 	bool fallback = false;
 	char peer[INET6_ADDRSTRLEN + 8];
 
-	c = calloc(1, sizeof(*c));
-	if (c == NULL) {
-		log_msg(LOG_ERROR, "accept_failed", "out of memory");
-		close(fd);
-		return;
-	}
-	peer_name(c, sa);
 	/*
 	 * tls_fallback_window: this address failed a handshake lately, so
 	 * it is not offered STARTTLS now and can deliver in plaintext.
@@ -1609,48 +1639,41 @@ conn_accept(struct listener *lst, int fd, const struct sockaddr *sa,
 	}
 	if ((c->smtp = smtp_session_create(smtp)) == NULL) {
 		log_msg(LOG_ERROR, "accept_failed", "out of memory");
-		free(c);
-		close(fd);
-		return;
+		conn_close(c, "out_of_memory");
+		return false;
 	}
-	c->srv = srv;
-	c->lst = lst;
-	c->fd = fd;
-	c->tr = &plain_transport;
 	c->phase = PH_SMTP;
-	c->start = ev_now(srv->loop);
-	snprintf(c->sid, sizeof(c->sid), "%012llx",
-	    (unsigned long long)(srv->sid_next++ & 0xffffffffffffULL));
-	/* Replies go out as one batch per read; Nagle would only delay. */
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-
-	c->next = srv->conns;
-	if (c->next != NULL)
-		c->next->prev = c;
-	srv->conns = c;
-	srv->nconns++;
-
-	ev_io_init(&c->rio, on_read, fd, EV_READ);
-	ev_io_init(&c->wio, on_write, fd, EV_WRITE);
-	ev_init(&c->timer, on_timer);
+	ev_timer_stop(srv->loop, &c->timer);
 	c->timer.repeat = cfg->idle_timeout;
 	ev_timer_again(srv->loop, &c->timer);
 
 	snprintf(peer, sizeof(peer), c->v6 ? "[%s]:%u" : "%s:%u", c->ip,
 	    c->port);
-	log_begin(&l, LOG_INFO, c->sid, "connect");
+	log_begin(&l, c->health ? LOG_DEBUG : LOG_INFO, c->sid, "connect");
 	log_str(&l, "client", peer);
 	log_str(&l, "listener", lst->bound);
-	n = ipcount_add(srv, c->ipkey, 1);
-	c->ip_counted = true;
-	srv->stats.connections++;
-	c->conn_no = srv->stats.connections;
+	if (c->proxy_kind != NULL) {
+		log_str(&l, "proxy", c->proxy_peer);
+		log_str(&l, "proxy_header", c->proxy_kind);
+	}
+	/*
+	 * A health check (v2 LOCAL) is the proxy's own connection: no
+	 * client, so no per-address count, rate or session number.
+	 */
+	if (c->health) {
+		srv->stats.proxy_health++;
+	} else {
+		n = ipcount_add(srv, c->ipkey, 1);
+		c->ip_counted = true;
+		srv->stats.connections++;
+		c->conn_no = srv->stats.connections;
+	}
 	if (cfg->max_connections_per_ip != 0 &&
 	    n > cfg->max_connections_per_ip) {
 		log_str(&l, "refused", "too_many_connections_ip");
 		log_end(&l);
 		smtp_session_hangup(c->smtp, SMTP_HANGUP_TOO_MANY_CONN_IP);
-	} else if (!rate_allow(srv, c->ipkey)) {
+	} else if (!c->health && !rate_allow(srv, c->ipkey)) {
 		srv->stats.rate_limited++;
 		log_str(&l, "refused", "connection_rate");
 		log_end(&l);
@@ -1673,8 +1696,7 @@ conn_accept(struct listener *lst, int fd, const struct sockaddr *sa,
 			if (cb_refused(c, &s, a, &rep, &def_start)) {
 				smtp_session_greet_custom(c->smtp, rep.code,
 				    rep.enh, rep.text);
-				pump(c);
-				return;
+				return pump(c);
 			}
 		}
 		r = fault_hides_starttls(cfg->faults, cfg->nfaults, c->conn_no);
@@ -1690,11 +1712,11 @@ conn_accept(struct listener *lst, int fd, const struct sockaddr *sa,
 		r = fault_here(c, FT_GREETING, NULL, 0);
 		if (r != NULL && r->action == FA_DISCONNECT) {
 			conn_close(c, "fault");
-			return;
+			return false;
 		}
 		if (r != NULL && r->action == FA_DELAY) {
 			fault_delay(c, FR_GREETING, r->delay);
-			return;
+			return true;
 		}
 		if (r != NULL && r->action == FA_REPLY) {
 			smtp_session_greet_custom(c->smtp, r->code, r->enh,
@@ -1704,12 +1726,223 @@ conn_accept(struct listener *lst, int fd, const struct sockaddr *sa,
 			c->greet_pending = true;
 			set_timer(c, cfg->greeting_delay);
 			ev_io_start(srv->loop, &c->rio);
-			return;
+			return true;
 		} else {
 			smtp_session_greet(c->smtp);
 		}
 	}
-	pump(c);
+	return pump(c);
+}
+
+/* ---- the PROXY header (proxy_protocol; proto/smtp_proxy.h) ------------ */
+
+/*
+ * No header, a bad one, or an untrusted peer: one "proxy" line, a
+ * counter, and close, with no SMTP reply to bytes that were never the
+ * client's (and no disconnect line: conn_close() knows the phase).
+ */
+static void
+proxy_fail(struct conn *c, unsigned long long *count, const char *reason,
+    const char *fmt, ...)
+{
+	struct logline l;
+	char msg[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	(*count)++;
+	log_begin(&l, LOG_WARN, c->sid, "proxy");
+	log_str(&l, "msg", msg);
+	log_str(&l, "peer", c->ip);
+	log_str(&l, "listener", c->lst->bound);
+	log_end(&l);
+	conn_close(c, reason);
+}
+
+/* The header named the client: from now on it is the session's peer. */
+static void
+proxy_client(struct conn *c, const struct smtp_proxy_header *h)
+{
+	struct sockaddr_in s4;
+	struct sockaddr_in6 s6;
+
+	c->v6 = false;
+	if (h->kind == SMTP_PROXY_TCP4) {
+		memset(&s4, 0, sizeof(s4));
+		s4.sin_family = AF_INET;
+		memcpy(&s4.sin_addr, h->src, 4);
+		s4.sin_port = htons(h->src_port);
+		peer_name(c, (const struct sockaddr *)&s4);
+	} else {
+		memset(&s6, 0, sizeof(s6));
+		s6.sin6_family = AF_INET6;
+		memcpy(&s6.sin6_addr, h->src, 16);
+		s6.sin6_port = htons(h->src_port);
+		peer_name(c, (const struct sockaddr *)&s6);
+	}
+}
+
+static void
+proxy_done(struct conn *c)
+{
+	const struct smtp_proxy_header *h = &c->proxy->hdr;
+	unsigned char rest[SMTP_PROXY_MAX];
+	const unsigned char *r;
+	unsigned char key[16];
+	unsigned port;
+	size_t rlen, room;
+	char *p;
+
+	snprintf(c->proxy_peer, sizeof(c->proxy_peer), c->v6 ? "[%s]:%u" :
+	    "%s:%u", c->ip, c->port);
+	c->proxy_kind = h->version == 1 ? (h->kind == SMTP_PROXY_TCP4 ?
+	    "v1-TCP4" : h->kind == SMTP_PROXY_TCP6 ? "v1-TCP6" :
+	    "v1-UNKNOWN") : (h->kind == SMTP_PROXY_TCP4 ? "v2-TCP4" :
+	    h->kind == SMTP_PROXY_TCP6 ? "v2-TCP6" : h->kind ==
+	    SMTP_PROXY_LOCAL ? "v2-LOCAL" : "v2-UNKNOWN");
+	/* UNKNOWN and LOCAL name no client: the peer stays the proxy. */
+	c->health = h->kind == SMTP_PROXY_LOCAL;
+	if (h->kind == SMTP_PROXY_TCP4 || h->kind == SMTP_PROXY_TCP6) {
+		memcpy(key, c->ipkey, sizeof(key));
+		port = c->port;
+		proxy_client(c, h);
+		/*
+		 * v1 has no LOCAL: HAProxy's checks (send-proxy) name the
+		 * check's own source.  A header naming the very address and
+		 * port the connection comes from relays nobody, whatever it
+		 * says: the proxy's own connection, as v2 LOCAL.
+		 */
+		if (h->version == 1 && port == c->port &&
+		    memcmp(key, c->ipkey, sizeof(key)) == 0)
+			c->health = true;
+	}
+	c->bytes_in += h->len;
+	r = smtp_proxy_rest(c->proxy, &rlen);
+	if (rlen > 0)
+		memcpy(rest, r, rlen);
+	free(c->proxy);
+	c->proxy = NULL;
+	ev_io_stop(c->srv->loop, &c->rio);
+	if (!conn_start(c) || rlen == 0)
+		return;
+	/*
+	 * What followed the header in the same reads is the client's:
+	 * hand it on as if read now, so the greeting's rules (pregreet)
+	 * see it exactly as from a direct client.  Nothing is lost: proto
+	 * has room for SMTP_IN_CAP octets, far more than a header read;
+	 * proto takes nothing while closing, and neither would it from
+	 * the socket.
+	 */
+	p = smtp_session_input_space(c->smtp, &room);
+	if (p == NULL)
+		return;
+	if (rlen > room)
+		rlen = room;
+	memcpy(p, rest, rlen);
+	got_input(c, p, rlen);
+}
+
+static void
+proxy_read(struct conn *c)
+{
+	unsigned char buf[SMTP_PROXY_MAX];
+	ssize_t n;
+
+	n = recv(c->fd, buf, smtp_proxy_room(c->proxy), 0);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK ||
+	    errno == EINTR))
+		return;
+	if (n <= 0) {
+		proxy_fail(c, &c->srv->stats.proxy_missing, n == 0 ? "eof" :
+		    "reset", "no PROXY header: the peer closed after %zu "
+		    "octets", c->proxy->len);
+		return;
+	}
+	smtp_proxy_feed(c->proxy, buf, (size_t)n);
+	switch (c->proxy->status) {
+	case SMTP_PROXY_NEED_MORE:
+		return;
+	case SMTP_PROXY_ERROR:
+		proxy_fail(c, &c->srv->stats.proxy_bad, "proxy_header",
+		    "%s", c->proxy->hdr.error);
+		return;
+	case SMTP_PROXY_DONE:
+		proxy_done(c);
+		return;
+	}
+}
+
+/* Only a trusted peer may speak first; it has proxy_timeout to do so. */
+static void
+proxy_begin(struct conn *c)
+{
+	const struct config *cfg = c->srv->cfg;
+
+	c->phase = PH_PROXY;
+	if (!proxy_cidr_match(cfg->proxy_trusted, cfg->nproxy_trusted,
+	    c->ipkey)) {
+		proxy_fail(c, &c->srv->stats.proxy_untrusted, "proxy_untrusted",
+		    "untrusted peer %s (not in proxy_trusted)", c->ip);
+		return;
+	}
+	c->proxy = malloc(sizeof(*c->proxy));
+	if (c->proxy == NULL) {
+		log_msg(LOG_ERROR, "accept_failed", "out of memory");
+		conn_close(c, "out_of_memory");
+		return;
+	}
+	smtp_proxy_init(c->proxy, c->lst->proxy);
+	set_timer(c, cfg->proxy_timeout);
+	ev_io_start(c->srv->loop, &c->rio);
+}
+
+/* ---- accept ----------------------------------------------------------- */
+
+void
+conn_accept(struct listener *lst, int fd, const struct sockaddr *sa,
+    socklen_t salen)
+{
+	struct server *srv = lst->srv;
+	struct conn *c;
+	int one = 1;
+
+	c = calloc(1, sizeof(*c));
+	if (c == NULL) {
+		log_msg(LOG_ERROR, "accept_failed", "out of memory");
+		close(fd);
+		return;
+	}
+	peer_name(c, sa);
+	c->srv = srv;
+	c->lst = lst;
+	c->fd = fd;
+	c->tr = &plain_transport;
+	c->phase = PH_SMTP;
+	c->start = ev_now(srv->loop);
+	snprintf(c->sid, sizeof(c->sid), "%012llx",
+	    (unsigned long long)(srv->sid_next++ & 0xffffffffffffULL));
+	/* Replies go out as one batch per read; Nagle would only delay. */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+
+	c->next = srv->conns;
+	if (c->next != NULL)
+		c->next->prev = c;
+	srv->conns = c;
+	srv->nconns++;
+
+	ev_io_init(&c->rio, on_read, fd, EV_READ);
+	ev_io_init(&c->wio, on_write, fd, EV_WRITE);
+	ev_init(&c->timer, on_timer);
+	/*
+	 * Behind a proxy the client's address comes in the header: the
+	 * per-address limits, logs and Received wait for it.
+	 */
+	if (lst->proxy != SMTP_PROXY_OFF)
+		proxy_begin(c);
+	else
+		conn_start(c);
 	(void)salen;
 }
 
@@ -1718,6 +1951,11 @@ conn_shutdown(struct conn *c)
 {
 	if (c->closing)
 		return;
+	if (c->phase == PH_PROXY) {
+		/* No session yet, so no 421 either: a proxy retries. */
+		conn_close(c, "shutdown");
+		return;
+	}
 	/* Mid-handshake there is no SMTP to speak: 421 once TLS is up. */
 	if (c->busy || c->phase != PH_SMTP || smtp_session_in_data(c->smtp)) {
 		c->drain = true;	/* 421 once this message is done */

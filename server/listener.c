@@ -117,6 +117,8 @@ listener_open(struct server *srv, const struct listen_conf *lc,
 	l->tls = srv->tls != NULL && (lc->tls >= 0 ? lc->tls : srv->cfg->tls);
 	l->require_tls = l->tls && (lc->require_tls >= 0 ? lc->require_tls :
 	    srv->cfg->require_tls);
+	l->proxy = (enum smtp_proxy_mode)(lc->proxy >= 0 ? lc->proxy :
+	    srv->cfg->proxy_protocol);
 	l->smtp = srv->cfg->smtp;
 	l->smtp.tls_available = l->tls;
 	l->smtp.tls_required = l->require_tls;

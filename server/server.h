@@ -17,6 +17,7 @@
 #include "config.h"
 #include "mxd.h"
 #include "smtp.h"
+#include "smtp_proxy.h"
 
 struct delivery;
 struct delivery_txn;
@@ -32,6 +33,7 @@ struct listener {
 	char			 bound[80];	/* with the real port */
 	bool			 tls;		/* STARTTLS offered here */
 	bool			 require_tls;
+	enum smtp_proxy_mode	 proxy;		/* PROXY header first */
 	/* proto's view; smtp_notls for clients in the fallback window. */
 	struct smtp_config	 smtp;
 	struct smtp_config	 smtp_notls;
@@ -74,6 +76,12 @@ struct server_stats {
 	unsigned long long	 rate_limited;
 	unsigned long long	 slow_data;
 	unsigned long long	 faults;
+	/* PROXY protocol: peers not in proxy_trusted, no header in time
+	 * (or closed before it), malformed headers, v2 LOCAL checks. */
+	unsigned long long	 proxy_untrusted;
+	unsigned long long	 proxy_missing;
+	unsigned long long	 proxy_bad;
+	unsigned long long	 proxy_health;
 };
 
 struct server {
