@@ -132,7 +132,12 @@ parse_v1(const unsigned char *buf, size_t len, struct smtp_proxy_header *h)
 
 	if (!prefix_ok(buf, len, v1_sig, sizeof(v1_sig)))
 		return fail(h, "not a PROXY header (expected \"PROXY \")");
-	/* A CR must be the one before LF; LF must follow a CR. */
+	/*
+	 * A CR must be the one before LF; LF must follow a CR.  Only the
+	 * first SMTP_PROXY_V1_MAX octets are looked at, so that the verdict
+	 * does not change with what follows them (a CR at the last place
+	 * is judged "oversized" whatever comes next).
+	 */
 	for (i = 0; i < scan; i++) {
 		if (buf[i] == '\n') {
 			if (i == 0 || buf[i - 1] != '\r')
@@ -141,7 +146,7 @@ parse_v1(const unsigned char *buf, size_t len, struct smtp_proxy_header *h)
 			lf = buf + i;
 			break;
 		}
-		if (buf[i] == '\r' && i + 1 < len && buf[i + 1] != '\n')
+		if (buf[i] == '\r' && i + 1 < scan && buf[i + 1] != '\n')
 			return fail(h, "malformed v1 header: CR without LF");
 	}
 	if (lf == NULL) {

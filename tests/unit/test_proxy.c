@@ -344,6 +344,10 @@ test_malformed_v1(void)
 	    SMTP_PROXY_V1_MAX, "oversized v1 header");
 	check_bad("oversized+", m, (const unsigned char *)longer,
 	    sizeof(longer), "oversized v1 header");
+	/* A CR as the 107th octet: judged on the first 107 alone (fuzz). */
+	longer[SMTP_PROXY_V1_MAX - 1] = '\r';
+	check_bad("CR at the limit", m, (const unsigned char *)longer,
+	    sizeof(longer), "oversized v1 header");
 }
 
 static void
