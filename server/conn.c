@@ -22,8 +22,8 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <netinet/tcp.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,7 +128,7 @@ struct conn {
 	struct smtp_proxy	*proxy;		/* PH_PROXY: the header so far */
 	char			 proxy_peer[INET6_ADDRSTRLEN + 8]; /* its sender */
 	const char		*proxy_kind;	/* what the header said */
-	bool			 health;	/* v2 LOCAL: a health check */
+	bool			 health;	/* the proxy's own check */
 };
 
 /* ---- plaintext transport --------------------------------------------- */

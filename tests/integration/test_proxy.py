@@ -19,6 +19,7 @@ import os
 import re
 import smtplib
 import socket
+import ssl
 import struct
 import subprocess
 import time
@@ -274,7 +275,7 @@ def test_haproxy_v1_received_header(start_mxd, haproxy):
     line = connect_line(m, r"127\.0\.0\.2:%d" % port)
     assert "proxy_header=v1-TCP4" in line.group(0)
     msgs = m.wait_messages(1)
-    head = msgs[0].read_bytes().split(b"\r\n\r\n")[0]
+    head = msgs[0].read_bytes().split(b"\n\n")[0]
     assert re.search(rb"^Received: from client\.example \(\[127\.0\.0\.2\]\)",
                      head, re.M), head
     time.sleep(1.0)
@@ -292,7 +293,7 @@ def test_haproxy_ipv6_client(start_mxd, haproxy):
     line = connect_line(m, r"\[::1\]:%d" % port)
     assert "proxy_header=v2-TCP6" in line.group(0)
     assert re.search(r" proxy=127\.0\.0\.1:\d+ ", line.group(0))
-    head = m.wait_messages(1)[0].read_bytes().split(b"\r\n\r\n")[0]
+    head = m.wait_messages(1)[0].read_bytes().split(b"\n\n")[0]
     assert b"([IPv6:::1])" in head, head
 
 
@@ -357,9 +358,56 @@ def test_v2_tlvs_and_received_ipv6(start_mxd):
     assert c.cmd("DATA")[0] == 354
     c.send(MSG + b".\r\n")
     c.expect(250)
-    head = m.wait_messages(1)[0].read_bytes().split(b"\r\n\r\n")[0]
+    head = m.wait_messages(1)[0].read_bytes().split(b"\n\n")[0]
     assert b"Received: from client.example ([IPv6:2001:db8::9])" in head, \
         head
+
+
+def ehlo_offers_starttls(c):
+    code, lines = c.cmd("EHLO client.example")
+    assert code == 250, lines
+    return any(ln[4:] == "STARTTLS" for ln in lines)
+
+
+def test_tls_fallback_memory_is_per_real_client(start_mxd):
+    """A failed handshake puts the client the header named, not the
+    proxy, into tls_fallback_window."""
+    m = proxied(start_mxd, extra="tls_fallback_window = 60s\n")
+    c = raw(m, v2_tcp4("192.0.2.7", "127.0.0.1", 40030, 25))
+    c.expect(220)
+    assert ehlo_offers_starttls(c)
+    c.cmd("STARTTLS")
+    c.send(b"\x16\x03\x01\x00\x04junk" + b"\x00" * 64)
+    assert c.closed()
+    c.close()
+    m.wait_log(r" tls_failed level=warn client=192\.0\.2\.7 ")
+    same = raw(m, v2_tcp4("192.0.2.7", "127.0.0.1", 40031, 25))
+    same.expect(220)
+    assert not ehlo_offers_starttls(same)
+    other = raw(m, v2_tcp4("192.0.2.8", "127.0.0.1", 40032, 25))
+    other.expect(220)
+    assert ehlo_offers_starttls(other)
+    line = connect_line(m, r"192\.0\.2\.7:40031")
+    assert "tls_fallback=starttls_not_offered" in line.group(0)
+
+
+def test_haproxy_v2_then_starttls(start_mxd, haproxy):
+    """STARTTLS after the header, through HAProxy: the TLS session's
+    Received still names the client."""
+    m = proxied(start_mxd, mode="v2")
+    h = haproxy(m)
+    s = smtplib.SMTP(h.bind, h.port, local_hostname="client.example",
+                     source_address=("127.0.0.2", 0), timeout=10)
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    s.starttls(context=ctx)
+    s.sendmail("alice@client.example", ["bob@example.test"], MSG)
+    s.quit()
+    head = m.wait_messages(1)[0].read_bytes().split(b"\n\n")[0]
+    # RFC 3848: "with ESMTPS" once TLS is up.
+    assert re.search(rb"Received: from client\.example \(\[127\.0\.0\.2\]\)"
+                     rb"\n\tby \S+ \(mxd\) with ESMTPS id ", head), head
 
 
 # ---- refused: untrusted, malformed, missing --------------------------------
