@@ -234,12 +234,12 @@ main(int argc, char **argv)
 		log_uint(&l, "floods", srv.stats.floods);
 		log_uint(&l, "rate_limited", srv.stats.rate_limited);
 		log_uint(&l, "slow_data", srv.stats.slow_data);
-		if (cfg.nfaults != 0)
-			log_uint(&l, "faults", srv.stats.faults);
 		log_uint(&l, "proxy_untrusted", srv.stats.proxy_untrusted);
 		log_uint(&l, "proxy_missing", srv.stats.proxy_missing);
 		log_uint(&l, "proxy_bad", srv.stats.proxy_bad);
 		log_uint(&l, "proxy_health", srv.stats.proxy_health);
+		if (cfg.nfaults != 0)
+			log_uint(&l, "faults", srv.stats.faults);
 		log_end(&l);
 	}
 
