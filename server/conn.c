@@ -578,7 +578,8 @@ fault_here(struct conn *c, enum fault_target t, const char *arg,
 	const struct fault_rule *r;
 	struct logline l;
 
-	if (cfg->nfaults == 0)
+	/* A proxy's health check is no client: it gets no fault. */
+	if (cfg->nfaults == 0 || c->health)
 		return NULL;
 	r = fault_match(cfg->faults, cfg->nfaults, c->srv->fault_hits,
 	    c->conn_no, t, arg, arglen);
@@ -1684,8 +1685,9 @@ conn_start(struct conn *c)
 		if (fallback)
 			log_str(&l, "tls_fallback", "starttls_not_offered");
 		log_end(&l);
-		c->reported = true;
-		if (srv->cb.session_start != NULL) {
+		/* libmxd's callbacks see client sessions, not checks. */
+		c->reported = !c->health;
+		if (c->reported && srv->cb.session_start != NULL) {
 			struct mxd_session s;
 			struct mxd_reply rep;
 			enum mxd_answer a;
@@ -1699,7 +1701,8 @@ conn_start(struct conn *c)
 				return pump(c);
 			}
 		}
-		r = fault_hides_starttls(cfg->faults, cfg->nfaults, c->conn_no);
+		r = c->health ? NULL : fault_hides_starttls(cfg->faults,
+		    cfg->nfaults, c->conn_no);
 		if (r != NULL) {
 			log_begin(&l, LOG_INFO, c->sid, "fault");
 			log_str(&l, "at", "starttls");

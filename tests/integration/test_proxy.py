@@ -154,6 +154,9 @@ class HAProxy:
                 "    timeout connect 2s\n"
                 "    timeout client 30s\n"
                 "    timeout server 30s\n"
+                # A check may take this long (under valgrind too); the
+                # default would be inter, 200 ms.
+                "    timeout check 5s\n"
                 "frontend fe\n"
                 "    bind %s\n"
                 "    default_backend be\n"
@@ -408,6 +411,27 @@ def test_haproxy_v2_then_starttls(start_mxd, haproxy):
     # RFC 3848: "with ESMTPS" once TLS is up.
     assert re.search(rb"Received: from client\.example \(\[127\.0\.0\.2\]\)"
                      rb"\n\tby \S+ \(mxd\) with ESMTPS id ", head), head
+
+
+def test_health_checks_get_no_fault(start_mxd):
+    """A LOCAL check neither meets nor uses up a fault rule, nor takes a
+    connection number: the first client session does."""
+    m = proxied(start_mxd, extra="fault = greeting first 1 reply 421 4.3.2 "
+                "Not now\n")
+    check = raw(m, v2(0, 0x00, b""))
+    check.expect(220)
+    check.cmd("QUIT")
+    client = raw(m, v2_tcp4("192.0.2.7", "127.0.0.1", 40040, 25))
+    client.expect(421, "Not now")
+    assert client.closed()
+    later = raw(m, v2_tcp4("192.0.2.7", "127.0.0.1", 40041, 25))
+    later.expect(220)
+    later.cmd("QUIT")
+    text = m.log()
+    assert re.search(r" fault at=greeting conn=1 rule=", text), text
+    stop = stop_line(m)
+    assert re.search(r" connections=2 .* proxy_health=1 faults=1$", stop), \
+        stop
 
 
 # ---- refused: untrusted, malformed, missing --------------------------------
