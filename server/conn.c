@@ -127,7 +127,7 @@ struct conn {
 	bool			 fault_close_up; /* close once TLS is up */
 	struct smtp_proxy	*proxy;		/* PH_PROXY: the header so far */
 	char			 proxy_peer[INET6_ADDRSTRLEN + 8]; /* its sender */
-	const char		*proxy_kind;	/* what the header said */
+	char			 proxy_hdr[16];	/* "v2-TCP4": what it said */
 	bool			 health;	/* the proxy's own check */
 };
 
@@ -1653,9 +1653,9 @@ conn_start(struct conn *c)
 	log_begin(&l, c->health ? LOG_DEBUG : LOG_INFO, c->sid, "connect");
 	log_str(&l, "client", peer);
 	log_str(&l, "listener", lst->bound);
-	if (c->proxy_kind != NULL) {
+	if (c->proxy_hdr[0] != 0) {
 		log_str(&l, "proxy", c->proxy_peer);
-		log_str(&l, "proxy_header", c->proxy_kind);
+		log_str(&l, "proxy_header", c->proxy_hdr);
 	}
 	/*
 	 * A health check (v2 LOCAL) is the proxy's own connection: no
@@ -1800,11 +1800,8 @@ proxy_done(struct conn *c)
 
 	snprintf(c->proxy_peer, sizeof(c->proxy_peer), c->v6 ? "[%s]:%u" :
 	    "%s:%u", c->ip, c->port);
-	c->proxy_kind = h->version == 1 ? (h->kind == SMTP_PROXY_TCP4 ?
-	    "v1-TCP4" : h->kind == SMTP_PROXY_TCP6 ? "v1-TCP6" :
-	    "v1-UNKNOWN") : (h->kind == SMTP_PROXY_TCP4 ? "v2-TCP4" :
-	    h->kind == SMTP_PROXY_TCP6 ? "v2-TCP6" : h->kind ==
-	    SMTP_PROXY_LOCAL ? "v2-LOCAL" : "v2-UNKNOWN");
+	snprintf(c->proxy_hdr, sizeof(c->proxy_hdr), "v%d-%s", h->version,
+	    smtp_proxy_kind_name(h->kind));
 	/* UNKNOWN and LOCAL name no client: the peer stays the proxy. */
 	c->health = h->kind == SMTP_PROXY_LOCAL;
 	if (h->kind == SMTP_PROXY_TCP4 || h->kind == SMTP_PROXY_TCP6) {

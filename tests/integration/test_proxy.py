@@ -618,6 +618,28 @@ def test_per_ip_limit_counts_the_real_client(start_mxd):
     assert " connections=7 " in stop, stop
 
 
+def test_connection_rate_counts_the_real_client(start_mxd):
+    """max_connection_rate: a client named in headers is refused at its
+    third connection in the minute; another through the same proxy is
+    not."""
+    m = proxied(start_mxd, mode="v1", extra="max_connection_rate = 2\n")
+    for port in (40050, 40051):
+        c = raw(m, v1("TCP4", "192.0.2.7", "127.0.0.1", port, 25))
+        c.expect(220)
+        c.cmd("QUIT")
+        c.close()
+    c = raw(m, v1("TCP4", "192.0.2.7", "127.0.0.1", 40052, 25))
+    c.expect(421, "4.7.0")
+    assert c.closed()
+    c = raw(m, v1("TCP4", "192.0.2.8", "127.0.0.1", 40053, 25))
+    c.expect(220)
+    c.cmd("QUIT")
+    line = connect_line(m, r"192\.0\.2\.7:40052")
+    assert "refused=connection_rate" in line.group(0)
+    stop = stop_line(m)
+    assert " rate_limited=1 " in stop, stop
+
+
 # ---- configuration ---------------------------------------------------------
 
 
