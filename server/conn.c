@@ -1896,6 +1896,9 @@ proxy_begin(struct conn *c)
 	smtp_proxy_init(c->proxy, c->lst->proxy);
 	set_timer(c, cfg->proxy_timeout);
 	ev_io_start(c->srv->loop, &c->rio);
+	/* A proxy sends the header with its first segment: often it is
+	 * here already, and reading now saves a trip round the loop. */
+	proxy_read(c);
 }
 
 /* ---- accept ----------------------------------------------------------- */
