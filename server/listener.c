@@ -9,6 +9,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -17,6 +18,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "sd.h"
 #include "server.h"
 
 /* The kernel caps it at net.core.somaxconn. */
@@ -74,43 +76,77 @@ on_accept(struct ev_loop *loop, ev_io *w, int revents)
 	}
 }
 
+/* "192.0.2.1:25", "[2001:db8::1]:25": how listeners are named. */
+void
+listener_format_addr(const struct sockaddr_storage *ss, char *out,
+    size_t outlen)
+{
+	char host[INET6_ADDRSTRLEN];
+
+	if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 =
+		    (const struct sockaddr_in6 *)ss;
+
+		inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
+		snprintf(out, outlen, "[%s]:%u", host, ntohs(s6->sin6_port));
+	} else {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
+
+		inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
+		snprintf(out, outlen, "%s:%u", host, ntohs(s4->sin_port));
+	}
+}
+
+/* Bind lc's address ourselves: a socket, or -1 with errno. */
+static int
+listener_bind(const struct listen_conf *lc)
+{
+	int fd, one = 1;
+
+	fd = socket(lc->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (lc->addr.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, (const struct sockaddr *)&lc->addr, lc->addrlen) != 0 ||
+	    listen(fd, LISTEN_BACKLOG) != 0) {
+		int e = errno;
+
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
+}
+
+/*
+ * A socket systemd passed for lc's address (sd.c), or one we bind.  An
+ * inherited socket keeps systemd's backlog and options.
+ */
 int
 listener_open(struct server *srv, const struct listen_conf *lc,
     struct listener *l, char *err, size_t errlen)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
-	char host[INET6_ADDRSTRLEN];
-	int fd, one = 1;
-	unsigned port;
+	const char *name = NULL;
+	int fd;
 
 	memset(l, 0, sizeof(*l));
 	l->fd = -1;
-	fd = socket(lc->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
-	    SOCK_CLOEXEC, 0);
-	if (fd < 0)
+	fd = sd_listen_take(srv->inherited, lc, &name);
+	if (fd >= 0 && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) != 0)
 		goto fail;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (lc->addr.ss_family == AF_INET6)
-		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-	if (bind(fd, (const struct sockaddr *)&lc->addr, lc->addrlen) != 0 ||
-	    listen(fd, LISTEN_BACKLOG) != 0 ||
-	    getsockname(fd, (struct sockaddr *)&ss, &sl) != 0)
+	if (fd < 0 && (fd = listener_bind(lc)) < 0)
 		goto fail;
-
-	if (ss.ss_family == AF_INET6) {
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-
-		inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
-		port = ntohs(s6->sin6_port);
-		snprintf(l->bound, sizeof(l->bound), "[%s]:%u", host, port);
-	} else {
-		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-
-		inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
-		port = ntohs(s4->sin_port);
-		snprintf(l->bound, sizeof(l->bound), "%s:%u", host, port);
-	}
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) != 0)
+		goto fail;
+	listener_format_addr(&ss, l->bound, sizeof(l->bound));
+	if (name != NULL)
+		log_msg(LOG_INFO, "listen_inherited", "%s: fd %d (name '%s') "
+		    "from systemd, not bound again", l->bound, fd, name);
 	l->fd = fd;
 	l->srv = srv;
 	l->conf = lc;

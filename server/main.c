@@ -5,16 +5,20 @@
  * (--check stops here); open the Maildir (or the capture directory)
  * and the listeners; print one "listening ADDR:PORT" line per listener
  * on stdout (for scripts and harnesses, which may ask for port 0); log
- * the start line; run.
+ * the start line; tell systemd (sd.c) we are ready; run.
+ *
+ * Sockets passed by systemd replace the binds (sd.c).
  */
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "config.h"
 #include "log.h"
+#include "sd.h"
 #include "server.h"
 #include "tls.h"
 
@@ -61,13 +65,24 @@ usage(FILE *f)
 static void
 on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 {
+	sd_notify("STOPPING=1");
 	server_shutdown(w->data);
 }
 
 static void
 on_sighup(struct ev_loop *loop, ev_signal *w, int revents)
 {
+	struct timespec ts;
+	char state[80];
+
+	/* systemd wants the reload's start on CLOCK_MONOTONIC. */
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	snprintf(state, sizeof(state), "RELOADING=1\nMONOTONIC_USEC=%llu",
+	    (unsigned long long)ts.tv_sec * 1000000ULL +
+	    (unsigned long long)ts.tv_nsec / 1000);
+	sd_notify(state);
 	server_reload_tls(w->data);
+	sd_notify("READY=1");
 }
 
 static int
@@ -105,6 +120,7 @@ main(int argc, char **argv)
 	};
 	struct config cfg;
 	struct server srv;
+	struct sd_listen inherited;
 	const char *config_file = NULL;
 	char err[1024], *eq;
 	int ch, check = 0, rc = 1, print_cert = 0;
@@ -114,6 +130,7 @@ main(int argc, char **argv)
 	int nflags = 0;
 
 	memset(&srv, 0, sizeof(srv));
+	memset(&inherited, 0, sizeof(inherited));
 	/* Two entries per flag, four for --capture (two keys). */
 	flags = calloc((size_t)argc * 4 + 2, sizeof(*flags));
 	if (flags == NULL)
@@ -203,9 +220,11 @@ main(int argc, char **argv)
 
 	log_setup(cfg.log_level, cfg.log_format);
 	signal(SIGPIPE, SIG_IGN);
-	if (server_setup(&srv, &cfg, ev_default_loop(EVFLAG_AUTO), print_cert,
-	    err, sizeof(err)) != 0 || server_listen(&srv, err,
-	    sizeof(err)) != 0) {
+	sd_notify_init();
+	if (sd_listen_collect(&inherited, err, sizeof(err)) != 0 ||
+	    server_setup(&srv, &cfg, ev_default_loop(EVFLAG_AUTO), print_cert,
+	    err, sizeof(err)) != 0 || (srv.inherited = &inherited,
+	    server_listen(&srv, err, sizeof(err))) != 0) {
 		fprintf(stderr, "mxd: %s\n", err);
 		goto out;
 	}
@@ -221,6 +240,7 @@ main(int argc, char **argv)
 		printf("listening %s\n", srv.listeners[i].bound);
 	fflush(stdout);
 	server_log_start(&srv);
+	sd_notify("READY=1");
 
 	ev_run(srv.loop, 0);
 	rc = 0;
@@ -250,6 +270,7 @@ out:
 		ev_signal_stop(srv.loop, &srv.sighup);
 	}
 	server_teardown(&srv);
+	sd_listen_finish(&inherited);
 	free(flags);
 	config_free(&cfg);
 	return rc;

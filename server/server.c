@@ -19,6 +19,7 @@
 
 #include "delivery.h"
 #include "log.h"
+#include "sd.h"
 #include "server.h"
 #include "tls.h"
 #include "worker.h"
@@ -176,21 +177,41 @@ server_setup(struct server *srv, const struct config *cfg,
 	return 0;
 }
 
-/* Open every configured listener; they accept once the loop runs. */
+/*
+ * Open every configured listener; they accept once the loop runs.  With
+ * sockets from systemd (srv->inherited): a listener takes the one bound
+ * to its address, and those no listener took are served too, with the
+ * global settings (sd.c, mxd.8 "SOCKET ACTIVATION").
+ */
 int
 server_listen(struct server *srv, char *err, size_t errlen)
 {
 	const struct config *cfg = srv->cfg;
-	size_t i;
+	struct sd_listen *sl = srv->inherited;
+	size_t i, n = cfg->nlisten + (sl != NULL ? sl->n : 0);
 
-	srv->listeners = calloc(cfg->nlisten, sizeof(*srv->listeners));
+	srv->listeners = calloc(n, sizeof(*srv->listeners));
 	if (srv->listeners == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
 	for (i = 0; i < cfg->nlisten; i++) {
-		if (listener_open(srv, &cfg->listen[i], &srv->listeners[i],
-		    err, errlen) != 0)
+		if (sd_listen_replaces_default(sl, cfg))
+			break;
+		if (listener_open(srv, &cfg->listen[i],
+		    &srv->listeners[srv->nlisteners], err, errlen) != 0)
+			return -1;
+		srv->nlisteners++;
+	}
+	for (i = 0; sl != NULL && i < sl->n; i++) {
+		if (sl->socks[i].fd < 0)
+			continue;
+		if (!sd_listen_replaces_default(sl, cfg))
+			log_msg(LOG_WARN, "listen_unconfigured", "%s from "
+			    "systemd matches no listen key: serving it with "
+			    "the global settings", sl->socks[i].conf.text);
+		if (listener_open(srv, &sl->socks[i].conf,
+		    &srv->listeners[srv->nlisteners], err, errlen) != 0)
 			return -1;
 		srv->nlisteners++;
 	}

@@ -24,6 +24,7 @@ struct delivery_txn;
 struct tls_server;
 struct worker_pool;
 struct conn;
+struct sd_listen;
 
 struct listener {
 	ev_io			 io;
@@ -92,6 +93,8 @@ struct server {
 
 	struct listener		*listeners;
 	size_t			 nlisteners;
+	/* Sockets systemd passed (sd.c); NULL but in the daemon. */
+	struct sd_listen	*inherited;
 	bool			 accept_paused;
 	ev_timer		 accept_retry;	/* after EMFILE */
 	ev_tstamp		 emfile_logged;
@@ -129,6 +132,8 @@ struct server {
 int	listener_open(struct server *srv, const struct listen_conf *lc,
 	    struct listener *l, char *err, size_t errlen);
 void	listener_close(struct listener *l);
+void	listener_format_addr(const struct sockaddr_storage *ss, char *out,
+	    size_t outlen);
 void	listeners_init(struct server *srv);
 void	listeners_pause(struct server *srv);
 void	listeners_resume(struct server *srv);
