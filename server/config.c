@@ -31,6 +31,7 @@ enum ktype {
 	K_LISTEN,
 	K_DOMAIN,
 	K_PATH,
+	K_NAME,
 	K_UINT,
 	K_SIZE,
 	K_DURATION,
@@ -115,6 +116,12 @@ static const struct key keys[] = {
 	    "logfmt | json (default logfmt)" },
 	{ "data_dir", K_PATH, OFF(data_dir), 0, 0,
 	    "where mxd keeps its own files (default .)" },
+	{ "user", K_NAME, OFF(user), 0, 0,
+	    "become this user after binding, as root (default: none)" },
+	{ "group", K_NAME, OFF(group), 0, 0,
+	    "and this group (default: the user's primary group)" },
+	{ "allow_root", K_BOOL, OFF(allow_root), 0, 0,
+	    "run as root with no user on a public address (default no)" },
 	{ "tls", K_BOOL, OFF(tls), 0, 0,
 	    "offer STARTTLS (default yes)" },
 	{ "require_tls", K_BOOL, OFF(require_tls), 0, 0,
@@ -207,6 +214,8 @@ config_free(struct config *c)
 	free(c->faults);
 	free(c->proxy_trusted);
 	free(c->data_dir);
+	free(c->user);
+	free(c->group);
 	free(c->tls_client_ca);
 	for (i = 0; i < c->ntls_certs; i++)
 		free(c->tls_certs[i]);
@@ -548,11 +557,13 @@ config_set(struct config *c, enum config_src src, const char *name,
 		return 0;
 	}
 
-	case K_PATH: {
+	case K_PATH:
+	case K_NAME: {
 		char **p = (char **)(base + k->off);
 
 		if (*v == 0) {
-			snprintf(err, errlen, "%s: empty path", name);
+			snprintf(err, errlen, "%s: empty %s", name,
+			    k->type == K_PATH ? "path" : "name");
 			return -1;
 		}
 		free(*p);
@@ -928,6 +939,11 @@ config_finish(struct config *c, char *err, size_t errlen)
 		if (fault_target_of(fault_target_name(r->target)) >= 0 &&
 		    r->action != FA_HIDE)
 			c->smtp.hook_commands = true;
+	}
+	if (c->group != NULL && c->user == NULL) {
+		snprintf(err, errlen, "group: needs user (mxd changes its "
+		    "group only when it drops root for user)");
+		return -1;
 	}
 	if (c->smtp.limits.text_line != 0 && c->smtp.limits.text_line < 1000) {
 		snprintf(err, errlen, "max_text_line: RFC 5321 4.5.3.1.6 "

@@ -74,6 +74,11 @@ struct config {
 	enum log_format		 log_format;
 	char			*data_dir;	/* our own files */
 
+	/* Privileges (privdrop.c): whom to become after the binds. */
+	char			*user;
+	char			*group;		/* NULL: user's primary */
+	bool			 allow_root;
+
 	/* STARTTLS */
 	bool			 tls;		/* offer it */
 	bool			 require_tls;	/* default for listeners */

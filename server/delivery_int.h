@@ -10,6 +10,7 @@
 #define MXD_DELIVERY_INT_H
 
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "delivery.h"
 #include "worker.h"
@@ -114,6 +115,7 @@ int	lmtp_setup(struct delivery *d, char *err, size_t errlen);
 extern const struct delivery_backend delivery_callback;
 /* mkdir -p, mode 0700 for what it creates: 0 or an errno value. */
 int	delivery_mkdirs(const char *path);
+int	delivery_mkdirs_owned(const char *path, uid_t uid, gid_t gid);
 /* fsync a directory by its path: 0 or an errno value. */
 int	delivery_fsync_dir(const char *path);
 

@@ -7,7 +7,9 @@
  * on stdout (for scripts and harnesses, which may ask for port 0); log
  * the start line; tell systemd (sd.c) we are ready; run.
  *
- * Sockets passed by systemd replace the binds (sd.c).
+ * As root with user (privdrop.c): everything up to the listeners and
+ * the certificate keys happens as root, then root is dropped before the
+ * loop runs.  Sockets passed by systemd replace the binds (sd.c).
  */
 #include <getopt.h>
 #include <signal.h>
@@ -18,6 +20,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "privdrop.h"
 #include "sd.h"
 #include "server.h"
 #include "tls.h"
@@ -48,6 +51,7 @@ usage(FILE *f)
 "  -H, --hostname NAME    our name in the greeting and Received headers\n"
 "      --tls-cert FILE    PEM certificate (chain), repeatable, paired in order\n"
 "      --tls-key FILE     PEM key for the --tls-cert at the same position\n"
+"      --allow-root       serve as root on a public address (-o allow_root=yes)\n"
 "      --print-cert-path  print \"certificate PATH\" for each certificate in use\n"
 "                         on stdout at start (e.g. the self-signed one, for\n"
 "                         a test to trust)\n"
@@ -113,6 +117,7 @@ main(int argc, char **argv)
 		{ "tls-cert", required_argument, NULL, 'C' },
 		{ "tls-key", required_argument, NULL, 'K' },
 		{ "print-cert-path", no_argument, NULL, 'P' },
+		{ "allow-root", no_argument, NULL, 'R' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
@@ -121,6 +126,8 @@ main(int argc, char **argv)
 	struct config cfg;
 	struct server srv;
 	struct sd_listen inherited;
+	uid_t uid;
+	gid_t gid;
 	const char *config_file = NULL;
 	char err[1024], *eq;
 	int ch, check = 0, rc = 1, print_cert = 0;
@@ -164,6 +171,9 @@ main(int argc, char **argv)
 			flags[nflags++] = optarg;
 			break;
 		case 'P': print_cert = 1; break;
+		case 'R': flags[nflags++] = "allow_root";
+			flags[nflags++] = "yes";
+			break;
 		case 'v': flags[nflags++] = "log_level";
 			flags[nflags++] = "debug";
 			break;
@@ -208,7 +218,8 @@ main(int argc, char **argv)
 	for (ch = 0; ch < nflags; ch += 2)
 		if (set_flag(&cfg, flags[ch], flags[ch + 1]) != 0)
 			goto out;
-	if (config_finish(&cfg, err, sizeof(err)) != 0) {
+	if (config_finish(&cfg, err, sizeof(err)) != 0 ||
+	    privdrop_lookup(&cfg, &uid, &gid, err, sizeof(err)) != 0) {
 		fprintf(stderr, "mxd: %s\n", err);
 		goto out;
 	}
@@ -220,11 +231,19 @@ main(int argc, char **argv)
 
 	log_setup(cfg.log_level, cfg.log_format);
 	signal(SIGPIPE, SIG_IGN);
+	/*
+	 * systemd first (its sockets count for the root rule), the rule
+	 * before any bind; then bind and read the keys as root; then drop
+	 * root before the first client (privdrop.c).
+	 */
 	sd_notify_init();
 	if (sd_listen_collect(&inherited, err, sizeof(err)) != 0 ||
+	    privdrop_root_check(&cfg, &inherited, err, sizeof(err)) != 0 ||
+	    privdrop_prepare(&cfg, err, sizeof(err)) != 0 ||
 	    server_setup(&srv, &cfg, ev_default_loop(EVFLAG_AUTO), print_cert,
 	    err, sizeof(err)) != 0 || (srv.inherited = &inherited,
-	    server_listen(&srv, err, sizeof(err))) != 0) {
+	    server_listen(&srv, err, sizeof(err))) != 0 ||
+	    privdrop(&cfg, err, sizeof(err)) != 0) {
 		fprintf(stderr, "mxd: %s\n", err);
 		goto out;
 	}
