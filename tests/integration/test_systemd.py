@@ -550,3 +550,29 @@ def test_root_on_loopback_starts_with_a_warning(tmp_path, procs):
     log = p.log()
     assert log.count(" root level=warn ") == 1, log
     assert "serving as root (loopback listeners only)" in log
+
+
+# ---- the unit files in docs/systemd ----------------------------------------------
+
+
+def test_unit_files_verify(tmp_path):
+    """systemd-analyze verify (no running systemd needed) on the units as
+    shipped, with ExecStart pointed at the built binary and the User=
+    drop-in in place; any warning (an unknown key, a typo) fails."""
+    tool = shutil.which("systemd-analyze")
+    assert tool, "systemd-analyze (package systemd) is missing"
+    src = pathlib.Path(__file__).resolve().parents[2] / "docs" / "systemd"
+    unit = (src / "mxd.service").read_text()
+    assert "ExecStart=/usr/sbin/mxd " in unit
+    (tmp_path / "mxd.service").write_text(
+        unit.replace("ExecStart=/usr/sbin/mxd ", "ExecStart=%s " % BINARY))
+    shutil.copy(src / "mxd.socket", tmp_path)
+    for dropin in (False, True):
+        if dropin:
+            (tmp_path / "mxd.service.d").mkdir()
+            shutil.copy(src / "mxd-user.conf", tmp_path / "mxd.service.d")
+        r = subprocess.run([tool, "verify", "--man=no",
+                            str(tmp_path / "mxd.service"),
+                            str(tmp_path / "mxd.socket")],
+                           capture_output=True, text=True, timeout=TIMEOUT)
+        assert r.returncode == 0 and r.stderr == "" and r.stdout == "", r
