@@ -64,6 +64,7 @@ check_socket(struct sd_socket *s, char *err, size_t errlen)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
+	char text[sizeof(s->conf.text)];
 	int type = 0, acc = 0, flags;
 	socklen_t il = sizeof(int);
 
@@ -93,11 +94,18 @@ check_socket(struct sd_socket *s, char *err, size_t errlen)
 		    s->fd);
 		return -1;
 	}
-	memset(&s->conf, 0, sizeof(s->conf));
+	/*
+	 * A listener as "listen = ADDR:PORT" would make it, every option
+	 * the global one; then the exact address (an IPv6 scope too).
+	 */
+	listener_format_addr(&ss, text, sizeof(text));
+	if (config_parse_listen(text, &s->conf) != 0) {
+		snprintf(err, errlen, "LISTEN_FDS: fd %d: cannot use its "
+		    "address %s", s->fd, text);
+		return -1;
+	}
 	memcpy(&s->conf.addr, &ss, sl);
 	s->conf.addrlen = sl;
-	s->conf.tls = s->conf.require_tls = -1;
-	listener_format_addr(&ss, s->conf.text, sizeof(s->conf.text));
 	return 0;
 }
 

@@ -286,6 +286,28 @@ def test_launcher_sockets_are_matched_by_address(tmp_path, procs):
     assert p.stop() == 0
 
 
+def test_an_unconfigured_passed_socket_gets_the_global_settings(tmp_path,
+                                                                 procs):
+    """No listen key names it: proxy_protocol (like tls, require_tls)
+    is the global one, so the PROXY header is read there."""
+    a = listener()
+    pa = a.getsockname()[1]
+    p = start(tmp_path, procs, "--listen", "127.0.0.2:0",
+              "-o", "proxy_protocol=v1", "-o", "proxy_trusted=127.0.0.0/8",
+              fds=[a])
+    assert p.listening(2)[1] == ("127.0.0.1", pa)
+    with socket.create_connection(("127.0.0.1", pa), timeout=10) as s:
+        s.sendall(b"PROXY TCP4 192.0.2.9 127.0.0.1 40999 25\r\n")
+        assert s.recv(200).startswith(b"220 ")
+        s.sendall(b"QUIT\r\n")
+        assert s.recv(200).startswith(b"221 ")
+    deadline = time.monotonic() + TIMEOUT
+    while " connect client=192.0.2.9:40999 " not in p.log():
+        assert time.monotonic() < deadline, p.log()
+        time.sleep(0.02)
+    assert p.stop() == 0
+
+
 def test_port_zero_takes_a_passed_socket_on_its_address(tmp_path, procs):
     """Port 0 asks for any port: a passed socket on that address is one."""
     a = listener()
