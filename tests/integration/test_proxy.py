@@ -222,8 +222,11 @@ def send_through(h, source, rcpt="bob@example.test"):
 
 
 def no_warnings(m):
+    # Not "root": that one says how the test is run (as root, on
+    # loopback), not what mxd made of the traffic.
     bad = [ln for ln in m.log().splitlines()
-           if re.search(r" level=(warn|error)\b", ln)]
+           if re.search(r" level=(warn|error)\b", ln) and
+           not re.search(r" - root level=warn ", ln)]
     assert not bad, bad
 
 
