@@ -97,7 +97,12 @@ listener_format_addr(const struct sockaddr_storage *ss, char *out,
 	}
 }
 
-/* Bind lc's address ourselves: a socket, or -1 with errno. */
+/*
+ * Bind lc's address ourselves, as every listening socket of mxd is made:
+ * non-blocking, close-on-exec (a forked worker inherits it; an exec'd
+ * program does not), SO_REUSEADDR, IPv6 only on an IPv6 address.  A
+ * socket, or -1 with errno.
+ */
 static int
 listener_bind(const struct listen_conf *lc)
 {
@@ -118,6 +123,31 @@ listener_bind(const struct listen_conf *lc)
 		errno = e;
 		return -1;
 	}
+	return fd;
+}
+
+/*
+ * A listening socket of our own for lc (the metrics listener); the
+ * address with the port actually bound goes to bound.  The fd, or -1
+ * with "WHAT ADDR: why" in err.
+ */
+int
+listener_socket(const struct listen_conf *lc, const char *what, char *bound,
+    size_t boundlen, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	int fd;
+
+	fd = listener_bind(lc);
+	if (fd < 0 || getsockname(fd, (struct sockaddr *)&ss, &sl) != 0) {
+		snprintf(err, errlen, "%s %s: %s", what, lc->text,
+		    strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	listener_format_addr(&ss, bound, boundlen);
 	return fd;
 }
 

@@ -134,6 +134,8 @@ int	listener_open(struct server *srv, const struct listen_conf *lc,
 void	listener_close(struct listener *l);
 void	listener_format_addr(const struct sockaddr_storage *ss, char *out,
 	    size_t outlen);
+int	listener_socket(const struct listen_conf *lc, const char *what,
+	    char *bound, size_t boundlen, char *err, size_t errlen);
 void	listeners_init(struct server *srv);
 void	listeners_pause(struct server *srv);
 void	listeners_resume(struct server *srv);
