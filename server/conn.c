@@ -34,6 +34,7 @@
 #include "delivery.h"
 #include "fault.h"
 #include "log.h"
+#include "metrics.h"
 #include "proxy.h"
 #include "server.h"
 #include "tls.h"
@@ -119,6 +120,7 @@ struct conn {
 	uint64_t		 bytes_in;
 	ev_tstamp		 start;
 	ev_tstamp		 data_start;
+	ev_tstamp		 commit_start;	/* metrics: delivery latency */
 	const char		*reason;	/* for the disconnect line */
 	void			*user;		/* libmxd: the caller's */
 	bool			 reported;	/* session_start's turn came */
@@ -347,6 +349,9 @@ cb_refused(struct conn *c, const struct mxd_session *s, enum mxd_answer a,
 		    temp ? d->ttext : d->rtext);
 	}
 	c->rejected++;
+	if (d == &def_rcpt || d == &def_message)
+		metrics_inc(c->srv->metrics, d == &def_rcpt ? MI_RCPT_REJECTED +
+		    RR_POLICY : MI_MSG_REJECTED + MR_POLICY);
 	log_begin(&l, LOG_INFO, c->sid, "refused");
 	log_str(&l, "by", "callback");
 	log_str(&l, "at", d->at);
@@ -586,6 +591,7 @@ fault_here(struct conn *c, enum fault_target t, const char *arg,
 	if (r == NULL)
 		return NULL;
 	c->srv->stats.faults++;
+	metrics_inc(c->srv->metrics, MI_FAULTS);
 	log_begin(&l, LOG_INFO, c->sid, "fault");
 	log_str(&l, "at", fault_target_name(t));
 	log_uint(&l, "conn", c->conn_no);
@@ -661,6 +667,7 @@ ev_rcpt(struct conn *c, const struct smtp_event *ev)
 	log_end(&l);
 	if (r != SMTP_RCPT_OK)
 		c->rejected++;
+	metrics_rcpt(c->srv->metrics, r);
 	smtp_session_rcpt_result(c->smtp, r);
 }
 
@@ -731,6 +738,7 @@ commit_message(struct conn *c)
 	c->busy = true;
 	ev_timer_stop(c->srv->loop, &c->timer);
 	delivery_txn_received(c->txn, ev_now(c->srv->loop));
+	c->commit_start = ev_time();
 	delivery_txn_commit(c->txn, on_committed, c);
 }
 
@@ -748,6 +756,7 @@ ev_data_end(struct conn *c, const struct smtp_event *ev)
 	case FA_REPLY:
 		/* The client hears this; nothing is kept. */
 		drop_txn(c);
+		metrics_message_refused(c->srv->metrics, MR_FAULT);
 		fault_reply(c, r);
 		break;
 	case FA_DELAY:
@@ -826,6 +835,7 @@ log_reject(struct conn *c, const struct smtp_event *ev)
 	struct logline l;
 
 	c->rejected++;
+	metrics_reject(c->srv->metrics, ev);
 	log_begin(&l, LOG_INFO, c->sid, "reject");
 	log_str(&l, "cmd", ev->cmd != NULL ? ev->cmd : "");
 	log_int(&l, "code", ev->code);
@@ -926,6 +936,7 @@ handle(struct conn *c, const struct smtp_event *ev)
 			c->srv->stats.http_requests++;
 		else if (ev->reason == SMTP_REASON_FLOOD)
 			c->srv->stats.floods++;
+		metrics_close(c->srv->metrics, ev->reason);
 		/* The last reply gets a bounded time to leave. */
 		ev_timer_stop(c->srv->loop, &c->timer);
 		ev_timer_set(&c->timer, CONN_LINGER, 0.);
@@ -1063,6 +1074,7 @@ finish_message(struct conn *c, enum smtp_msg_result r)
 	    1000);
 
 	c->busy = false;
+	metrics_message(c->srv->metrics, r, c->msg_size);
 	if (r == SMTP_MSG_OK) {
 		c->accepted++;
 		log_begin(&l, LOG_INFO, c->sid, "accepted");
@@ -1100,6 +1112,7 @@ on_committed(void *arg, enum smtp_msg_result r)
 {
 	struct conn *c = arg;
 
+	metrics_latency(c->srv->metrics, ev_time() - c->commit_start);
 	if (r == SMTP_MSG_OK && c->srv->cb.message != NULL &&
 	    message_refused(c)) {
 		pump(c);
@@ -1198,6 +1211,7 @@ log_tls_failure(struct conn *c)
 	struct logline l;
 
 	tls_conn_failure(c->tls, &f);
+	metrics_tls_failed(c->srv->metrics, f.cls);
 	log_begin(&l, LOG_WARN, c->sid, "tls_failed");
 	log_str(&l, "client", c->ip);
 	log_str(&l, "class", f.class_name);
@@ -1270,6 +1284,7 @@ tls_up(struct conn *c)
 	struct logline l;
 	char subject[256], verify[256];
 
+	metrics_tls_ok(c->srv->metrics, tls_conn_version(c->tls));
 	log_begin(&l, LOG_INFO, c->sid, "tls");
 	log_str(&l, "version", tls_conn_version(c->tls));
 	log_str(&l, "cipher", tls_conn_cipher(c->tls));
@@ -1381,6 +1396,7 @@ pregreet(struct conn *c, const char *p, size_t n)
 
 	c->greet_pending = false;
 	c->srv->stats.pregreet++;
+	metrics_inc(c->srv->metrics, MI_PREGREET);
 	log_begin(&l, LOG_INFO, c->sid, "pregreet");
 	log_uint(&l, "bytes", n);
 	log_strn(&l, "data", p, n > 64 ? 64 : n);
@@ -1412,6 +1428,7 @@ too_slow(struct conn *c)
 	if (used <= allowed)
 		return false;
 	c->srv->stats.slow_data++;
+	metrics_inc(c->srv->metrics, MI_SLOW_DATA);
 	log_begin(&l, LOG_INFO, c->sid, "slow_data");
 	log_uint(&l, "bytes", c->data_bytes);
 	log_int(&l, "ms", (long long)(used * 1000));
@@ -1637,6 +1654,7 @@ conn_start(struct conn *c)
 	if (lst->tls && !lst->require_tls && fallback_active(srv, c->ipkey)) {
 		smtp = &lst->smtp_notls;
 		fallback = true;
+		metrics_inc(srv->metrics, MI_FALLBACK_USED);
 	}
 	if ((c->smtp = smtp_session_create(smtp)) == NULL) {
 		log_msg(LOG_ERROR, "accept_failed", "out of memory");
@@ -1667,6 +1685,7 @@ conn_start(struct conn *c)
 		n = ipcount_add(srv, c->ipkey, 1);
 		c->ip_counted = true;
 		srv->stats.connections++;
+		metrics_inc(srv->metrics, MI_CONNECTIONS);
 		c->conn_no = srv->stats.connections;
 	}
 	if (cfg->max_connections_per_ip != 0 &&
@@ -1676,6 +1695,7 @@ conn_start(struct conn *c)
 		smtp_session_hangup(c->smtp, SMTP_HANGUP_TOO_MANY_CONN_IP);
 	} else if (!c->health && !rate_allow(srv, c->ipkey)) {
 		srv->stats.rate_limited++;
+		metrics_inc(srv->metrics, MI_RATE_LIMITED);
 		log_str(&l, "refused", "connection_rate");
 		log_end(&l);
 		smtp_session_hangup(c->smtp, SMTP_HANGUP_TOO_FAST);
@@ -1710,6 +1730,7 @@ conn_start(struct conn *c)
 			log_str(&l, "rule", r->text);
 			log_end(&l);
 			srv->stats.faults++;
+			metrics_inc(srv->metrics, MI_FAULTS);
 			smtp_session_hide_starttls(c->smtp);
 		}
 		r = fault_here(c, FT_GREETING, NULL, 0);
@@ -1934,6 +1955,7 @@ conn_accept(struct listener *lst, int fd, const struct sockaddr *sa,
 		c->next->prev = c;
 	srv->conns = c;
 	srv->nconns++;
+	metrics_set(srv->metrics, MI_SESSIONS_ACTIVE, srv->nconns);
 
 	ev_io_init(&c->rio, on_read, fd, EV_READ);
 	ev_io_init(&c->wio, on_write, fd, EV_WRITE);

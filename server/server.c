@@ -20,6 +20,7 @@
 #include "delivery.h"
 #include "log.h"
 #include "sd.h"
+#include "metrics.h"
 #include "server.h"
 #include "tls.h"
 #include "worker.h"
@@ -77,6 +78,7 @@ void
 server_conn_gone(struct server *srv)
 {
 	srv->nconns--;
+	metrics_set(srv->metrics, MI_SESSIONS_ACTIVE, srv->nconns);
 	if (srv->shutting_down) {
 		if (srv->nconns == 0 && !srv->embedded)
 			ev_break(srv->loop, EVBREAK_ALL);
@@ -131,6 +133,31 @@ server_shutdown(struct server *srv)
 /* ---- start and end ---------------------------------------------------- */
 
 /*
+ * The counters: the caller's region and slot (a supervisor that forks
+ * workers made it, with a slot per worker), or a region of one slot
+ * of our own (one process, libmxd).
+ */
+static int
+server_metrics_init(struct server *srv, struct metrics_region *mr,
+    unsigned mi, char *err, size_t errlen)
+{
+	if (mr == NULL) {
+		mr = metrics_region_create(1);
+		mi = 0;
+		srv->metrics_own = true;
+	}
+	srv->metrics_region = mr;
+	srv->metrics_index = mi;
+	srv->metrics = metrics_slot(mr, mi);
+	if (srv->metrics == NULL) {
+		snprintf(err, errlen, "metrics: %s", mr == NULL ?
+		    strerror(errno) : "no such slot");
+		return -1;
+	}
+	return 0;
+}
+
+/*
  * What main() and libmxd share: everything from a finished config to a
  * server ready to listen, on the caller's loop.  No signals, nothing
  * printed but the certificate paths when asked (print).
@@ -139,6 +166,9 @@ int
 server_setup(struct server *srv, const struct config *cfg,
     struct ev_loop *loop, bool print, char *err, size_t errlen)
 {
+	struct metrics_region *mr = srv->metrics_region;
+	unsigned mi = srv->metrics_index;
+
 	memset(srv, 0, sizeof(*srv));
 	srv->cfg = cfg;
 	srv->loop = loop;
@@ -146,6 +176,8 @@ server_setup(struct server *srv, const struct config *cfg,
 		snprintf(err, errlen, "cannot create the event loop");
 		return -1;
 	}
+	if (server_metrics_init(srv, mr, mi, err, errlen) != 0)
+		return -1;
 	listeners_init(srv);
 	if (getrandom(&srv->sid_next, sizeof(srv->sid_next), 0) !=
 	    sizeof(srv->sid_next) ||
@@ -276,6 +308,10 @@ server_teardown(struct server *srv)
 	srv->tls = NULL;
 	srv->listeners = NULL;
 	srv->nlisteners = 0;
+	if (srv->metrics_own)
+		metrics_region_free(srv->metrics_region);
+	srv->metrics_region = NULL;
+	srv->metrics = NULL;
 	srv->loop = NULL;
 }
 
@@ -521,6 +557,7 @@ fallback_note(struct server *srv, const unsigned char key[16])
 		srv->fallback[b] = e;
 		srv->nfallback++;
 	}
+	metrics_inc(srv->metrics, MI_FALLBACK_NOTED);
 	e->until = ev_now(srv->loop) + srv->cfg->tls_fallback_window;
 }
 

@@ -25,6 +25,8 @@ struct tls_server;
 struct worker_pool;
 struct conn;
 struct sd_listen;
+struct metrics_region;
+struct metrics_slot;
 
 struct listener {
 	ev_io			 io;
@@ -126,6 +128,18 @@ struct server {
 	 * a loop that is not ours to break. */
 	struct mxd_callbacks	 cb;
 	bool			 embedded;
+
+	/*
+	 * Prometheus (metrics.h): the counters, in memory shared across
+	 * fork(), and this process's slot in them.  A caller that forks
+	 * workers sets metrics_region and metrics_index before
+	 * server_setup(), which keeps them; left NULL, server_setup()
+	 * makes a region of one slot, its own.
+	 */
+	struct metrics_region	*metrics_region;
+	unsigned		 metrics_index;
+	bool			 metrics_own;
+	struct metrics_slot	*metrics;
 };
 
 /* listener.c */
