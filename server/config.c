@@ -45,6 +45,7 @@ enum ktype {
 	K_FAULT,
 	K_PROXY_MODE,
 	K_CIDR_LIST,
+	K_METRICS_LISTEN,
 };
 
 struct key {
@@ -122,6 +123,8 @@ static const struct key keys[] = {
 	    "and this group (default: the user's primary group)" },
 	{ "allow_root", K_BOOL, OFF(allow_root), 0, 0,
 	    "run as root with no user on a public address (default no)" },
+	{ "metrics_listen", K_METRICS_LISTEN, 0, 0, 0,
+	    "ADDR:PORT for Prometheus metrics over HTTP (default: off)" },
 	{ "tls", K_BOOL, OFF(tls), 0, 0,
 	    "offer STARTTLS (default yes)" },
 	{ "require_tls", K_BOOL, OFF(require_tls), 0, 0,
@@ -682,6 +685,16 @@ config_set(struct config *c, enum config_src src, const char *name,
 		}
 		return 0;
 	}
+	case K_METRICS_LISTEN:
+		/* Empty: off.  Else an address as for listen, no options. */
+		if (*v != 0 && config_parse_listen(v, &c->metrics_listen) != 0) {
+			snprintf(err, errlen, "%s: '%s' is not ADDR:PORT (IPv4 "
+			    "or [IPv6], numeric, port 0-65535), or empty for "
+			    "off", name, v);
+			return -1;
+		}
+		c->metrics_on = *v != 0;
+		return 0;
 	case K_PATH_LIST: {
 		bool certs = k->off == OFF(tls_certs);
 		char ***list = certs ? &c->tls_certs : &c->tls_keys;

@@ -73,6 +73,9 @@ struct config {
 	enum log_level		 log_level;
 	enum log_format		 log_format;
 	char			*data_dir;	/* our own files */
+	/* Prometheus metrics over HTTP; off unless metrics_listen is set */
+	bool			 metrics_on;
+	struct listen_conf	 metrics_listen;
 
 	/* Privileges (privdrop.c): whom to become after the binds. */
 	char			*user;

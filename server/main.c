@@ -4,7 +4,8 @@
  * Start-up order: defaults, the config file, flags; check the whole
  * (--check stops here); open the Maildir (or the capture directory)
  * and the listeners; print one "listening ADDR:PORT" line per listener
- * on stdout (for scripts and harnesses, which may ask for port 0); log
+ * on stdout (for scripts and harnesses, which may ask for port 0),
+ * after a "metrics ADDR:PORT" line when metrics_listen is set; log
  * the start line; tell systemd (sd.c) we are ready; run.
  *
  * As root with user (privdrop.c): everything up to the listeners and
@@ -43,6 +44,9 @@ usage(FILE *f)
 "  -c, --config FILE      read the configuration file FILE (INI)\n"
 "  -n, --check            check the configuration, then exit\n"
 "  -l, --listen ADDR:PORT listen here, repeatable (port 0: any free port)\n"
+"      --metrics-listen ADDR:PORT\n"
+"                         serve Prometheus metrics over HTTP here\n"
+"                         (-o metrics_listen=ADDR:PORT; port 0: any free)\n"
 "  -d, --domain DOMAIN    accept mail for DOMAIN, repeatable\n"
 "  -m, --maildir PATH     store mail in this Maildir (%%d, %%l: per recipient)\n"
 "      --capture DIR      store each message as DIR/ID.eml and DIR/ID.json\n"
@@ -109,6 +113,7 @@ main(int argc, char **argv)
 		{ "config", required_argument, NULL, 'c' },
 		{ "check", no_argument, NULL, 'n' },
 		{ "listen", required_argument, NULL, 'l' },
+		{ "metrics-listen", required_argument, NULL, 'M' },
 		{ "domain", required_argument, NULL, 'd' },
 		{ "maildir", required_argument, NULL, 'm' },
 		{ "capture", required_argument, NULL, 'A' },
@@ -149,6 +154,9 @@ main(int argc, char **argv)
 		case 'c': config_file = optarg; break;
 		case 'n': check = 1; break;
 		case 'l': flags[nflags++] = "listen"; flags[nflags++] = optarg;
+			break;
+		case 'M': flags[nflags++] = "metrics_listen";
+			flags[nflags++] = optarg;
 			break;
 		case 'd': flags[nflags++] = "domain"; flags[nflags++] = optarg;
 			break;
@@ -255,6 +263,9 @@ main(int argc, char **argv)
 	ev_signal_start(srv.loop, &srv.sigint);
 	ev_signal_start(srv.loop, &srv.sighup);
 
+	/* Before the listening lines, which a harness reads up to. */
+	if (metrics_http_bound(&srv) != NULL)
+		printf("metrics %s\n", metrics_http_bound(&srv));
 	for (i = 0; i < srv.nlisteners; i++)
 		printf("listening %s\n", srv.listeners[i].bound);
 	fflush(stdout);

@@ -117,6 +117,7 @@ server_shutdown(struct server *srv)
 	    srv->nconns, srv->cfg->shutdown_grace);
 	for (i = 0; i < srv->nlisteners; i++)
 		listener_close(&srv->listeners[i]);
+	metrics_http_close(srv);
 	ev_timer_stop(srv->loop, &srv->accept_retry);
 	if (srv->nconns == 0) {
 		ev_break(srv->loop, EVBREAK_ALL);
@@ -247,7 +248,7 @@ server_listen(struct server *srv, char *err, size_t errlen)
 			return -1;
 		srv->nlisteners++;
 	}
-	return 0;
+	return metrics_http_open(srv, err, errlen);
 }
 
 /* The "start" line: what this server is and where it listens. */
@@ -295,6 +296,7 @@ server_teardown(struct server *srv)
 		return;
 	for (i = 0; i < srv->nlisteners; i++)
 		listener_close(&srv->listeners[i]);
+	metrics_http_close(srv);
 	ev_timer_stop(srv->loop, &srv->accept_retry);
 	ev_timer_stop(srv->loop, &srv->grace);
 	worker_pool_destroy(srv->pool);

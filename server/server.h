@@ -27,6 +27,7 @@ struct conn;
 struct sd_listen;
 struct metrics_region;
 struct metrics_slot;
+struct metrics_http;
 
 struct listener {
 	ev_io			 io;
@@ -140,6 +141,7 @@ struct server {
 	unsigned		 metrics_index;
 	bool			 metrics_own;
 	struct metrics_slot	*metrics;
+	struct metrics_http	*metrics_http;	/* metrics_listen */
 };
 
 /* listener.c */
@@ -176,6 +178,13 @@ bool	rate_allow(struct server *srv, const unsigned char key[16]);
 void	server_free_tables(struct server *srv);
 void	server_conn_gone(struct server *srv);
 void	server_shutdown(struct server *srv);
+
+/* metrics_http.c: the metrics_listen socket (none when it is empty). */
+int	metrics_http_open(struct server *srv, char *err, size_t errlen);
+/* "ADDR:PORT" bound, or NULL when metrics are off. */
+const char *metrics_http_bound(const struct server *srv);
+/* Stop serving: the listener and any scrape in progress. */
+void	metrics_http_close(struct server *srv);
 
 /* conn.c */
 void	conn_accept(struct listener *l, int fd, const struct sockaddr *sa,
