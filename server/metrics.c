@@ -119,6 +119,7 @@ void
 metrics_slot_clear_gauges(struct metrics_slot *s)
 {
 	metrics_set(s, MI_SESSIONS_ACTIVE, 0);
+	metrics_set(s, MI_SESSIONS_LIMIT, 0);
 }
 
 static const char *const tls_versions[] = { "TLSv1.0", "TLSv1.1",
@@ -338,6 +339,9 @@ static const struct family families[] = {
 	    "SMTP connections accepted.", MI_CONNECTIONS, NULL, NULL },
 	{ "mxd_sessions_active", "gauge",
 	    "SMTP sessions open now.", MI_SESSIONS_ACTIVE, NULL, NULL },
+	{ "mxd_sessions_limit", "gauge",
+	    "max_connections, summed over the processes that serve.",
+	    MI_SESSIONS_LIMIT, NULL, NULL },
 	{ "mxd_tls_handshakes_total", "counter",
 	    "STARTTLS handshakes by result.", MI_TLS_OK, "result",
 	    tls_results },

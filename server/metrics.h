@@ -89,6 +89,7 @@ enum metrics_http_status {
 enum metrics_idx {
 	MI_CONNECTIONS = 0,
 	MI_SESSIONS_ACTIVE,		/* gauge */
+	MI_SESSIONS_LIMIT,		/* gauge: max_connections */
 	MI_TLS_OK,			/* result="ok" */
 	MI_TLS_FAILED,			/* result="failed" */
 	MI_TLS_CLASS,			/* + enum tls_fail_class - 1 */

@@ -155,6 +155,7 @@ server_metrics_init(struct server *srv, struct metrics_region *mr,
 		    strerror(errno) : "no such slot");
 		return -1;
 	}
+	metrics_set(srv->metrics, MI_SESSIONS_LIMIT, srv->cfg->max_connections);
 	return 0;
 }
 

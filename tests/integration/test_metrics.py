@@ -22,6 +22,19 @@ from conftest import RawClient
 from tlsutil import TLS_TOP, client_hello, read_to_end
 
 METRICS = ["--metrics-listen", "127.0.0.1:0"]
+
+
+def _version():
+    import subprocess
+    from conftest import BINARY
+    out = subprocess.run([BINARY, "--version"], capture_output=True,
+                         text=True, timeout=10).stdout
+    m = re.fullmatch(r"mxd (\S+) \(mbedTLS (\d+)\.(\d+)\.(\d+)\)\n", out)
+    assert m, out
+    return m.group(1), tuple(int(x) for x in m.group(2, 3, 4))
+
+
+VERSION, MBEDTLS_FULL = _version()
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 # ---- the exposition, parsed strictly ---------------------------------------
@@ -296,9 +309,13 @@ def test_exposition_is_well_formed(start_mxd):
                  "mxd_delivery_duration_seconds_sum",
                  "mxd_delivery_duration_seconds_count", "mxd_build_info"):
         assert name in families, name
-    # Nothing has happened: every counter and gauge is 0.
+    # Nothing has happened: every counter and gauge is 0, but the
+    # limit of sessions and the build's.
     assert all(val == 0 for k, val in s.items()
-               if k[0] != "mxd_build_info"), s
+               if k[0] not in ("mxd_build_info", "mxd_sessions_limit")), s
+    assert v(s, "mxd_sessions_limit") == 1000
+    assert v(s, "mxd_build_info", version=VERSION,
+             tls_library="mbedTLS %d.%d.%d" % MBEDTLS_FULL) == 1
     # Every label value is there from the start.
     classes = {dict(k[1])["class"] for k in s
                if k[0] == "mxd_tls_handshake_failures_total"}
@@ -493,8 +510,9 @@ def test_fault_flood_and_slow_data_counters(start_mxd):
 
 
 def test_sessions_active_goes_up_and_down(start_mxd):
-    m = start_mxd(*METRICS)
+    m = start_mxd(*METRICS, "-o", "max_connections=7")
     assert v(scrape(m), "mxd_sessions_active") == 0
+    assert v(scrape(m), "mxd_sessions_limit") == 7
     a = m.client()
     a.expect(220)
     b = m.client()

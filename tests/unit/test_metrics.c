@@ -102,8 +102,10 @@ main(void)
 	CHECK(sum_of(r, MI_SESSIONS_ACTIVE) == 1 + 2 + 3, "gauge sum");
 	CHECK(sum_of(r, MI_MSG_BYTES) == 3000, "bytes");
 	/* Worker 2 died: its gauge goes, its counts stay. */
+	metrics_set(metrics_slot(r, 2), MI_SESSIONS_LIMIT, 1000);
 	metrics_slot_clear_gauges(metrics_slot(r, 2));
 	CHECK(sum_of(r, MI_SESSIONS_ACTIVE) == 1 + 3, "gauge after clear");
+	CHECK(sum_of(r, MI_SESSIONS_LIMIT) == 0, "limit after clear");
 	CHECK(sum_of(r, MI_CONNECTIONS) == CHILDREN * PER_CHILD + 1,
 	    "counters after clear");
 
