@@ -401,6 +401,9 @@ struct buf {
 	bool	 oom;
 };
 
+static void put(struct buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 static void
 put(struct buf *b, const char *fmt, ...)
 {
