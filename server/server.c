@@ -160,9 +160,31 @@ server_metrics_init(struct server *srv, struct metrics_region *mr,
 }
 
 /*
+ * A forked worker's own slot: i in the region the parent gave
+ * server_setup().  The gauges move with it (the slot set up before the
+ * fork is the parent's, which no longer serves).  0, or -1 when i is
+ * out of range.
+ */
+int
+server_metrics_slot(struct server *srv, unsigned i)
+{
+	struct metrics_slot *s = metrics_slot(srv->metrics_region, i);
+
+	if (s == NULL)
+		return -1;
+	metrics_slot_clear_gauges(srv->metrics);
+	srv->metrics = s;
+	srv->metrics_index = i;
+	metrics_set(s, MI_SESSIONS_ACTIVE, srv->nconns);
+	metrics_set(s, MI_SESSIONS_LIMIT, srv->cfg->max_connections);
+	return 0;
+}
+
+/*
  * What main() and libmxd share: everything from a finished config to a
  * server ready to listen, on the caller's loop.  No signals, nothing
- * printed but the certificate paths when asked (print).
+ * printed but the certificate paths when asked (print).  The metrics
+ * region and slot set in *srv beforehand are kept (server.h).
  */
 int
 server_setup(struct server *srv, const struct config *cfg,

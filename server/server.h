@@ -162,6 +162,8 @@ int	server_setup(struct server *srv, const struct config *cfg,
 int	server_listen(struct server *srv, char *err, size_t errlen);
 void	server_teardown(struct server *srv);
 void	server_log_start(const struct server *srv);
+/* After fork: this worker counts in slot i of srv->metrics_region. */
+int	server_metrics_slot(struct server *srv, unsigned i);
 unsigned ipcount_add(struct server *srv, const unsigned char key[16],
 	    int delta);
 /* Load the certificates of the config (or make the self-signed one). */

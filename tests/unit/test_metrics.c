@@ -1,8 +1,11 @@
 /*
  * test_metrics.c - server/metrics.c: slots in memory shared across
  * fork(), summed by any process; gauges cleared for a dead worker; the
- * exposition's sums.
+ * exposition's sums.  And server_setup() with a region and slot of the
+ * caller's, a worker's move to its own slot after fork, or a region of
+ * its own.
  */
+#include <ev.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,7 +13,9 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "config.h"
 #include "metrics.h"
+#include "server.h"
 #include "tls.h"
 
 #define CHILDREN	3
@@ -48,6 +53,100 @@ check_value(const char *text, const char *series, const char *want)
 	CHECK(v != NULL && strncmp(v, want, strlen(want)) == 0 &&
 	    v[strlen(want)] == '\n', "%s: want %s, got %.20s", series, want,
 	    v != NULL ? v : "(none)");
+}
+
+/* A server on its defaults but a Maildir under dir, no TLS. */
+static int
+setup(struct server *srv, struct config *cfg, const char *dir,
+    struct ev_loop *loop)
+{
+	char path[512], err[512];
+
+	config_init(cfg);
+	snprintf(path, sizeof(path), "%s/mail", dir);
+	if (config_set(cfg, CONFIG_SRC_CMDLINE, "maildir", path, err,
+	    sizeof(err)) != 0 || config_set(cfg, CONFIG_SRC_CMDLINE, "tls",
+	    "no", err, sizeof(err)) != 0 || config_set(cfg,
+	    CONFIG_SRC_CMDLINE, "max_connections", "7", err,
+	    sizeof(err)) != 0 || config_finish(cfg, err, sizeof(err)) != 0 ||
+	    server_setup(srv, cfg, loop, false, err, sizeof(err)) != 0) {
+		CHECK(0, "setup: %s", err);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+rm_maildir(const char *dir)
+{
+	static const char *const sub[] = { "mail/tmp", "mail/new", "mail/cur",
+	    "mail", "" };
+	char path[512];
+	size_t i;
+
+	for (i = 0; i < sizeof(sub) / sizeof(sub[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, sub[i]);
+		rmdir(path);
+	}
+}
+
+static void
+test_server_slots(void)
+{
+	struct metrics_region *r = metrics_region_create(3);
+	struct ev_loop *loop = ev_loop_new(0);
+	struct server srv;
+	struct config cfg;
+	char dir[] = "/tmp/mxd-test-metrics-XXXXXX";
+	pid_t pid;
+	int st;
+
+	if (r == NULL || loop == NULL || mkdtemp(dir) == NULL) {
+		CHECK(0, "region, loop, temporary directory");
+		return;
+	}
+	/* The caller's region and slot: kept, and the limit set there. */
+	memset(&srv, 0, sizeof(srv));
+	srv.metrics_region = r;
+	srv.metrics_index = 1;
+	if (setup(&srv, &cfg, dir, loop) == 0) {
+		CHECK(srv.metrics_region == r && !srv.metrics_own,
+		    "the caller's region");
+		CHECK(srv.metrics == metrics_slot(r, 1), "the caller's slot");
+		CHECK(sum_of(r, MI_SESSIONS_LIMIT) == 7, "limit in slot 1");
+		/* A worker forked now moves to slot 2; slot 3 is no slot. */
+		pid = fork();
+		if (pid == 0)
+			_exit(server_metrics_slot(&srv, 3) == -1 &&
+			    server_metrics_slot(&srv, 2) == 0 ? 0 : 1);
+		CHECK(pid > 0 && waitpid(pid, &st, 0) == pid &&
+		    WIFEXITED(st) && WEXITSTATUS(st) == 0, "worker");
+		CHECK(sum_of(r, MI_SESSIONS_LIMIT) == 7, "limit once");
+		metrics_inc(metrics_slot(r, 2), MI_CONNECTIONS);
+		CHECK(sum_of(r, MI_CONNECTIONS) == 1, "a worker's count");
+		server_teardown(&srv);
+		/* Not ours to unmap: still there. */
+		CHECK(sum_of(r, MI_CONNECTIONS) == 1, "region after teardown");
+	}
+	config_free(&cfg);
+	metrics_region_free(r);
+
+	/* No region given: one of its own, one slot, freed at teardown. */
+	memset(&srv, 0, sizeof(srv));
+	if (setup(&srv, &cfg, dir, loop) == 0) {
+		CHECK(srv.metrics_own && srv.metrics_region != NULL &&
+		    metrics_region_nslots(srv.metrics_region) == 1,
+		    "a region of its own");
+		CHECK(srv.metrics == metrics_slot(srv.metrics_region, 0),
+		    "slot 0");
+		CHECK(server_metrics_slot(&srv, 1) == -1, "no slot 1");
+		server_teardown(&srv);
+		CHECK(srv.metrics_region == NULL && srv.metrics == NULL,
+		    "freed");
+	}
+	config_free(&cfg);
+	ev_loop_destroy(loop);
+	rm_maildir(dir);
 }
 
 int
@@ -141,6 +240,7 @@ main(void)
 	free(text);
 	metrics_region_free(r);
 	metrics_region_free(NULL);
+	test_server_slots();
 	if (failures != 0)
 		fprintf(stderr, "%d failure(s)\n", failures);
 	return failures != 0;
