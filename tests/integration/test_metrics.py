@@ -705,3 +705,47 @@ def test_json_log_lines_parse_and_have_their_fields(start_mxd):
     assert by["metrics_refused"]["session"] == "-"
     assert by["metrics_refused"]["client"].startswith("127.0.0.1:")
     assert not math.isnan(by["disconnect"]["bytes_in"])
+
+
+# ---- LMTP delivery: the mailbox server's verdicts ---------------------------
+
+
+def test_lmtp_verdicts_are_counted(start_mxd, tmp_path):
+    """A real Dovecot (test_lmtp.py's) refuses an unknown user with its
+    5xx: mailbox_rejected; an LMTP socket that is not there:
+    mailbox_unavailable.  Both still end with a delivery latency."""
+    from test_lmtp import Dovecot, message, send, send_expect
+    d = Dovecot(tmp_path / "dovecot")
+    try:
+        m = start_mxd(*METRICS, config="hostname = mx.test\ndelivery = "
+                      "lmtp:127.0.0.1:%d\n" % d.port)
+        before = scrape(m)
+        code, line = send_expect(m, ["nobody@example.org"],
+                                 message(b"hi\r\n"))
+        assert code == 550, line
+        msg = message(b"for alice\r\n")
+        assert send(m, ["alice@example.org"], msg) == {}
+        moved, _ = moved_since(m, before)
+    finally:
+        d.stop()
+        d.remove()
+    assert moved == {
+        series("mxd_connections_total"): 2,
+        series("mxd_recipients_accepted_total"): 2,
+        series("mxd_messages_rejected_total", reason="mailbox_rejected"): 1,
+        series("mxd_messages_accepted_total"): 1,
+        series("mxd_received_bytes_total"): len(msg),
+        series("mxd_delivery_duration_seconds_count"): 2,
+        series("mxd_delivery_duration_seconds_sum"):
+            moved[series("mxd_delivery_duration_seconds_sum")],
+    }, moved
+
+    m = start_mxd(*METRICS, config="hostname = mx.test\ndelivery = "
+                  "lmtp:unix:%s\n" % (tmp_path / "no-such.sock"))
+    before = scrape(m)
+    code, line = send_expect(m, ["alice@example.org"], message(b"x\r\n"))
+    assert code == 451 and line.startswith("451 4.4.1 "), line
+    moved, _ = moved_since(m, before)
+    assert moved[series("mxd_messages_rejected_total",
+                        reason="mailbox_unavailable")] == 1, moved
+    assert series("mxd_messages_accepted_total") not in moved
