@@ -1681,6 +1681,7 @@ conn_start(struct conn *c)
 	 */
 	if (c->health) {
 		srv->stats.proxy_health++;
+		metrics_inc(srv->metrics, MI_PROXY_HEALTH);
 	} else {
 		n = ipcount_add(srv, c->ipkey, 1);
 		c->ip_counted = true;
@@ -1777,6 +1778,7 @@ proxy_fail(struct conn *c, unsigned long long *count, const char *reason,
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	(*count)++;
+	metrics_proxy_error_named(c->srv->metrics, reason);
 	log_begin(&l, LOG_WARN, c->sid, "proxy");
 	log_str(&l, "msg", msg);
 	log_str(&l, "peer", c->ip);

@@ -270,8 +270,11 @@ metrics_latency(struct metrics_slot *s, double seconds)
 	metrics_inc(s, MI_LAT_COUNT);
 }
 
-static const char *const proxy_reasons[] = { "malformed", "unsupported",
-    "too_long", "timeout", "eof", "untrusted", "other", NULL };
+static const char *const proxy_reasons[] = { "untrusted", "timeout", "eof",
+    "reset", "bad_header", "other", NULL };
+/* conn.c's reasons for closing, in the order of proxy_reasons. */
+static const char *const proxy_closes[] = { "proxy_untrusted",
+    "proxy_timeout", "eof", "reset", "proxy_header" };
 
 void
 metrics_proxy_error(struct metrics_slot *s, enum metrics_proxy_reason r)
@@ -287,7 +290,7 @@ metrics_proxy_error_named(struct metrics_slot *s, const char *reason)
 	unsigned i;
 
 	for (i = 0; i < MP_OTHER; i++)
-		if (reason != NULL && strcmp(reason, proxy_reasons[i]) == 0)
+		if (reason != NULL && strcmp(reason, proxy_closes[i]) == 0)
 			break;
 	metrics_proxy_error(s, (enum metrics_proxy_reason)i);
 }
@@ -372,6 +375,9 @@ static const struct family families[] = {
 	{ "mxd_proxy_errors_total", "counter",
 	    "Connections refused for their PROXY protocol header, by reason.",
 	    MI_PROXY_ERRORS, "reason", proxy_reasons },
+	{ "mxd_proxy_health_checks_total", "counter",
+	    "PROXY v2 LOCAL connections: a load balancer's health checks.",
+	    MI_PROXY_HEALTH, NULL, NULL },
 	{ "mxd_pregreet_total", "counter",
 	    "Clients that talked before the greeting (greeting_delay).",
 	    MI_PREGREET, NULL, NULL },
@@ -511,6 +517,8 @@ _Static_assert(NVALUES(tls_versions) == MI_MSG_ACCEPTED - MI_TLS_VERSION,
 _Static_assert(NVALUES(msg_reasons) == MR_COUNT, "msg_reasons");
 _Static_assert(NVALUES(rcpt_reasons) == RR_COUNT, "rcpt_reasons");
 _Static_assert(NVALUES(proxy_reasons) == MP_COUNT, "proxy_reasons");
+_Static_assert(sizeof(proxy_closes) / sizeof(proxy_closes[0]) == MP_OTHER,
+    "proxy_closes");
 _Static_assert(NVALUES(http_codes) == MH_COUNT, "http_codes");
 _Static_assert(NVALUES(fallback_events) == MI_PROXY_ERRORS -
     MI_FALLBACK_NOTED, "fallback_events");

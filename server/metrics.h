@@ -57,17 +57,18 @@ enum metrics_rcpt_reason {
 };
 
 /*
- * PROXY protocol header errors; label reason=.  For the PROXY code:
- * metrics_proxy_error(slot, MP_...), or by name with
- * metrics_proxy_error_named() (a name not listed counts as "other").
+ * Connections refused for their PROXY header; label reason=.  By the
+ * reason conn.c closes them with (metrics_proxy_error_named(), a name
+ * not listed counts as "other"), or by index (metrics_proxy_error()).
+ * The stop line's proxy_missing is timeout + eof + reset.
  */
 enum metrics_proxy_reason {
-	MP_MALFORMED = 0,	/* not a valid v1/v2 header */
-	MP_UNSUPPORTED,		/* version, command or family we do not take */
-	MP_TOO_LONG,		/* over the header's size limit */
-	MP_TIMEOUT,		/* the header did not come in time */
-	MP_EOF,			/* closed before the header was complete */
-	MP_UNTRUSTED,		/* from an address not allowed to send one */
+	MP_UNTRUSTED = 0,	/* "proxy_untrusted": not in proxy_trusted */
+	MP_TIMEOUT,		/* "proxy_timeout": none within proxy_timeout */
+	MP_EOF,			/* "eof": closed before the header was whole */
+	MP_RESET,		/* "reset": the same, by a reset */
+	MP_BAD_HEADER,		/* "proxy_header": malformed, oversized, not
+				 * a PROXY header at all (proto's errors) */
 	MP_OTHER,
 	MP_COUNT
 };
@@ -102,7 +103,8 @@ enum metrics_idx {
 	MI_FALLBACK_NOTED = MI_RCPT_REJECTED + RR_COUNT,
 	MI_FALLBACK_USED,
 	MI_PROXY_ERRORS,		/* + enum metrics_proxy_reason */
-	MI_PREGREET = MI_PROXY_ERRORS + MP_COUNT,
+	MI_PROXY_HEALTH = MI_PROXY_ERRORS + MP_COUNT,
+	MI_PREGREET,
 	MI_HTTP_REQUESTS,
 	MI_FLOODS,
 	MI_RATE_LIMITED,

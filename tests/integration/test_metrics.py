@@ -749,3 +749,46 @@ def test_lmtp_verdicts_are_counted(start_mxd, tmp_path):
     assert moved[series("mxd_messages_rejected_total",
                         reason="mailbox_unavailable")] == 1, moved
     assert series("mxd_messages_accepted_total") not in moved
+
+
+# ---- PROXY protocol: refusals and health checks -----------------------------
+
+
+def test_proxy_refusals_and_health_checks(start_mxd):
+    """The reasons of test_proxy.py's refusals, one of each, and a
+    balancer's health check, which is no client connection."""
+    from test_proxy import SIG, closed_silently, raw, v1, v2, v2_tcp4
+    m = start_mxd(*METRICS, config="listen = 127.0.0.1:0 proxy=any\n"
+                  "proxy_trusted = 127.0.0.0/8\nproxy_timeout = 1s\n")
+    before = scrape(m)
+    closed_silently(raw(m, b"PROXY TCP4 192.0.2.777 127.0.0.1 1 2\r\n"))
+    early = raw(m, SIG[:7])
+    early.sock.shutdown(socket.SHUT_WR)
+    closed_silently(early)
+    closed_silently(raw(m), timeout=10)		# proxy_timeout
+    check = raw(m, v2(0, 0x00, b""))
+    check.expect(220)
+    check.cmd("QUIT")
+    for header in (v2_tcp4("192.0.2.7", "127.0.0.1", 40040, 25),
+                   v1("TCP4", "192.0.2.8", "127.0.0.1", 40041, 25)):
+        c = raw(m, header)
+        c.expect(220)
+        c.cmd("QUIT")
+        c.close()
+    m.wait_log(r"(?s)( proxy level=warn msg=.*){3}")
+    moved, _ = moved_since(m, before)
+    assert moved == {
+        series("mxd_proxy_errors_total", reason="bad_header"): 1,
+        series("mxd_proxy_errors_total", reason="eof"): 1,
+        series("mxd_proxy_errors_total", reason="timeout"): 1,
+        series("mxd_proxy_health_checks_total"): 1,
+        series("mxd_connections_total"): 2,
+    }, moved
+
+    m = start_mxd(*METRICS, config="listen = 127.0.0.1:0 proxy=v2\n"
+                  "proxy_trusted = 10.0.0.0/8\n")
+    closed_silently(raw(m, v2_tcp4("192.0.2.7", "127.0.0.1", 1, 25)))
+    m.wait_log(r" proxy level=warn msg=\"untrusted peer")
+    s = scrape(m)
+    assert v(s, "mxd_proxy_errors_total", reason="untrusted") == 1
+    assert v(s, "mxd_connections_total") == 0

@@ -189,7 +189,7 @@ main(void)
 	metrics_tls_failed(s, TLS_FAIL_NO_SHARED_CIPHER);
 	metrics_tls_failed(s, TLS_FAIL_NONE);	/* not a cause: handshake */
 	metrics_rcpt(s, SMTP_RCPT_RELAY_DENIED);
-	metrics_proxy_error_named(s, "timeout");
+	metrics_proxy_error_named(s, "proxy_timeout");
 	metrics_proxy_error_named(s, "no such reason");
 	metrics_latency(s, 60);
 	for (i = 0; i < CHILDREN; i++)
