@@ -419,7 +419,7 @@ on_accept(struct ev_loop *loop, ev_io *w, int revents)
 			ev_timer_start(loop, &h->retry);
 			return;
 		}
-		listener_addr_text(&ss, peer, sizeof(peer));
+		listener_format_addr(&ss, peer, sizeof(peer));
 		if (h->nconns >= METRICS_MAX_CONNS) {
 			refuse_busy(h, fd, peer);
 			continue;
