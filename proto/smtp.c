@@ -671,7 +671,51 @@ smtp_session_message_result(struct smtp_session *s, enum smtp_msg_result r,
 		smtp_reply(s, 451, "4.3.0",
 		    "Error: could not store message, try again later");
 		break;
+	case SMTP_MSG_UNAVAILABLE:
+		smtp_reply(s, 451, "4.4.1",
+		    "Mailbox server not reachable, try again later");
+		break;
+	case SMTP_MSG_REJECTED:
+		s->wait = WAIT_MSG;
+		smtp_session_message_rejected(s, 550, "5.1.1");
+		return;
 	}
+	smtp_txn_reset(s);
+}
+
+/* "5.x.y" of RFC 3463 2: class 5, subject and detail of 1-3 digits. */
+static bool
+valid_perm_enh(const char *e)
+{
+	size_t n;
+
+	if (e == NULL || e[0] != '5' || e[1] != '.')
+		return false;
+	e += 2;
+	for (n = 0; *e >= '0' && *e <= '9'; e++)
+		n++;
+	if (n < 1 || n > 3 || *e++ != '.')
+		return false;
+	for (n = 0; *e >= '0' && *e <= '9'; e++)
+		n++;
+	return n >= 1 && n <= 3 && *e == 0;
+}
+
+void
+smtp_session_message_rejected(struct smtp_session *s, int code,
+    const char *enh)
+{
+	if (s->wait != WAIT_MSG)
+		abort();
+	s->wait = WAIT_NONE;
+	if (code < 500 || code > 599 || !valid_perm_enh(enh)) {
+		code = 550;
+		enh = "5.1.1";
+	}
+	/* The client's message, not its command, was bad. */
+	s->errors_exempt = true;
+	smtp_reply(s, code, enh, "Rejected by the mailbox server");
+	s->errors_exempt = false;
 	smtp_txn_reset(s);
 }
 

@@ -200,6 +200,8 @@ enum smtp_msg_result {
 	SMTP_MSG_OK = 0,		/* 250 2.0.0 Ok: queued as <id> */
 	SMTP_MSG_NOSPACE,		/* 452 4.3.1 Insufficient system storage */
 	SMTP_MSG_TEMPFAIL,		/* 451 4.3.0 */
+	SMTP_MSG_UNAVAILABLE,		/* 451 4.4.1 mailbox server unreachable */
+	SMTP_MSG_REJECTED,		/* 550 5.1.1, or see message_rejected() */
 };
 
 /* How the server is closing a session that did not ask to be closed. */
@@ -267,6 +269,15 @@ void	smtp_session_rcpt_result(struct smtp_session *s,
 	    enum smtp_rcpt_result r);
 void	smtp_session_message_result(struct smtp_session *s,
 	    enum smtp_msg_result r, const char *id);
+
+/*
+ * The mailbox server (LMTP) refused the message for every recipient:
+ * its code and enhanced code with our text, "CODE ENH Rejected by the
+ * mailbox server".  A code outside 500..599 or an enh that is not
+ * "5.x.y" gives 550 5.1.1.  Not counted as a bad command.
+ */
+void	smtp_session_message_rejected(struct smtp_session *s, int code,
+	    const char *enh);
 
 /*
  * The reply to a stored message, "250 2.0.0 Ok: queued as ID" (no

@@ -14,6 +14,7 @@
 #include <ini.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <sys/un.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "proxy.h"
 #include "tls.h"
 
 enum ktype {
@@ -29,6 +31,7 @@ enum ktype {
 	K_LISTEN,
 	K_DOMAIN,
 	K_PATH,
+	K_NAME,
 	K_UINT,
 	K_SIZE,
 	K_DURATION,
@@ -40,6 +43,9 @@ enum ktype {
 	K_PATH_LIST,
 	K_DELIVERY,
 	K_FAULT,
+	K_PROXY_MODE,
+	K_CIDR_LIST,
+	K_METRICS_LISTEN,
 };
 
 struct key {
@@ -62,9 +68,14 @@ static const struct key keys[] = {
 	{ "maildir", K_PATH, OFF(maildir), 0, 0,
 	    "Maildir path; %d domain, %l local part (default ./mail)" },
 	{ "delivery", K_DELIVERY, OFF(delivery), 0, 0,
-	    "maildir | capture: where messages go (default maildir)" },
+	    "maildir | capture | lmtp:unix:PATH | lmtp:ADDR:PORT: where "
+	    "messages go (default maildir)" },
 	{ "capture_dir", K_PATH, OFF(capture_dir), 0, 0,
 	    "directory for ID.eml and ID.json (delivery = capture)" },
+	{ "lmtp_timeout", K_DURATION, OFF(lmtp_timeout), 1, 3600,
+	    "LMTP: connect, each write, each reply (default 30s)" },
+	{ "lmtp_connections", K_UINT, OFF(lmtp_connections), 0, 1000,
+	    "LMTP: idle downstream connections kept (default 4)" },
 	{ "max_message_size", K_SIZE, OFF(smtp.limits.message_size),
 	    1024, 1ULL << 40, "octets, k/M/G suffixes (default 25M)" },
 	{ "max_recipients", K_UINT, OFF(smtp.limits.rcpt_max), 100, 100000,
@@ -109,6 +120,14 @@ static const struct key keys[] = {
 	    "logfmt | json (default logfmt)" },
 	{ "data_dir", K_PATH, OFF(data_dir), 0, 0,
 	    "where mxd keeps its own files (default .)" },
+	{ "user", K_NAME, OFF(user), 0, 0,
+	    "become this user after binding, as root (default: none)" },
+	{ "group", K_NAME, OFF(group), 0, 0,
+	    "and this group (default: the user's primary group)" },
+	{ "allow_root", K_BOOL, OFF(allow_root), 0, 0,
+	    "run as root with no user on a public address (default no)" },
+	{ "metrics_listen", K_METRICS_LISTEN, 0, 0, 0,
+	    "ADDR:PORT for Prometheus metrics over HTTP (default: off)" },
 	{ "tls", K_BOOL, OFF(tls), 0, 0,
 	    "offer STARTTLS (default yes)" },
 	{ "require_tls", K_BOOL, OFF(require_tls), 0, 0,
@@ -131,6 +150,13 @@ static const struct key keys[] = {
 	    "request (never require) a client certificate (default no)" },
 	{ "tls_client_ca", K_PATH, OFF(tls_client_ca), 0, 0,
 	    "PEM CA bundle to verify client certificates (default none)" },
+	{ "proxy_protocol", K_PROXY_MODE, OFF(proxy_protocol), 0, 0,
+	    "off | v1 | v2 | any: PROXY header first, per listener too "
+	    "(default off)" },
+	{ "proxy_trusted", K_CIDR_LIST, 0, 0, 0,
+	    "CIDRs that may send a PROXY header, repeatable (default none)" },
+	{ "proxy_timeout", K_DURATION, OFF(proxy_timeout), 1, 300,
+	    "wait for the PROXY header (default 5s)" },
 	{ "fault", K_FAULT, 0, 0, 0,
 	    "a fault rule for test harnesses, repeatable (docs/harness.md)" },
 };
@@ -179,6 +205,8 @@ config_init(struct config *c)
 	c->shutdown_grace = SMTP_DEF_SHUTDOWN_GRACE;
 	c->min_data_rate = 500;
 	c->delivery_threads = 4;
+	c->lmtp_timeout = 30;
+	c->lmtp_connections = 4;
 	c->log_level = LOG_INFO;
 	c->log_format = LOG_LOGFMT;
 	c->tls = true;
@@ -186,6 +214,7 @@ config_init(struct config *c)
 	c->tls_tickets = true;
 	c->tls_ticket_lifetime = 12 * 3600;
 	c->tls_handshake_timeout = 30;
+	c->proxy_timeout = 5;
 }
 
 void
@@ -202,7 +231,10 @@ config_free(struct config *c)
 	for (i = 0; i < c->nfaults; i++)
 		fault_free(&c->faults[i]);
 	free(c->faults);
+	free(c->proxy_trusted);
 	free(c->data_dir);
+	free(c->user);
+	free(c->group);
 	free(c->tls_client_ca);
 	for (i = 0; i < c->ntls_certs; i++)
 		free(c->tls_certs[i]);
@@ -284,7 +316,7 @@ config_parse_duration(const char *v, double *out)
 
 static int parse_bool(const char *v, bool *out);
 
-/* "ADDR:PORT [require_tls=yes|no] [tls=yes|no]" */
+/* "ADDR:PORT [require_tls=yes|no] [tls=yes|no] [proxy=off|v1|v2|any]" */
 static int
 parse_listen_value(const char *v, struct listen_conf *out, char *why,
     size_t whylen)
@@ -309,10 +341,19 @@ parse_listen_value(const char *v, struct listen_conf *out, char *why,
 			*eq++ = 0;
 		if (eq == NULL)
 			eq = "yes";
+		if (strcmp(tok, "proxy") == 0) {
+			if ((out->proxy = proxy_mode_parse(eq)) < 0) {
+				snprintf(why, whylen, "proxy=%s: expected off, "
+				    "v1, v2 or any", eq);
+				return -1;
+			}
+			continue;
+		}
 		if (parse_bool(eq, &b) != 0 || (strcmp(tok, "tls") != 0 &&
 		    strcmp(tok, "require_tls") != 0)) {
 			snprintf(why, whylen, "'%s' is not a listener option "
-			    "(tls=yes|no, require_tls=yes|no)", tok);
+			    "(tls=yes|no, require_tls=yes|no, "
+			    "proxy=off|v1|v2|any)", tok);
 			return -1;
 		}
 		if (strcmp(tok, "tls") == 0)
@@ -334,7 +375,7 @@ config_parse_listen(const char *s, struct listen_conf *out)
 	size_t hl;
 
 	memset(out, 0, sizeof(*out));
-	out->tls = out->require_tls = -1;
+	out->tls = out->require_tls = out->proxy = -1;
 	if (strlen(s) >= sizeof(out->text))
 		return -1;
 	if (s[0] == '[') {
@@ -375,6 +416,51 @@ config_parse_listen(const char *s, struct listen_conf *out)
 	else
 		sin->sin_port = htons((uint16_t)port);
 	snprintf(out->text, sizeof(out->text), "%s", s);
+	return 0;
+}
+
+/*
+ * The LMTP server of "delivery = lmtp:...": "unix:/path", or an address
+ * literal and port as for listen (no DNS: mxd resolves no names).
+ */
+static int
+parse_lmtp(struct config *c, const char *v, char *err, size_t errlen)
+{
+	struct sockaddr_un *sun = (struct sockaddr_un *)&c->lmtp_addr;
+	struct listen_conf lc;
+	const char *path;
+
+	if (strlen(v) >= sizeof(c->lmtp_text)) {
+		snprintf(err, errlen, "delivery: lmtp:%s is too long", v);
+		return -1;
+	}
+	memset(&c->lmtp_addr, 0, sizeof(c->lmtp_addr));
+	if (strncmp(v, "unix:", 5) == 0) {
+		path = v + 5;
+		if (*path != '/' || strlen(path) >= sizeof(sun->sun_path)) {
+			snprintf(err, errlen, "delivery: lmtp:unix: needs an "
+			    "absolute socket path under %zu octets, got '%s'",
+			    sizeof(sun->sun_path), path);
+			return -1;
+		}
+		sun->sun_family = AF_UNIX;
+		memcpy(sun->sun_path, path, strlen(path) + 1);
+		c->lmtp_addrlen = (socklen_t)sizeof(*sun);
+	} else {
+		if (config_parse_listen(v, &lc) != 0 || v[0] == '*' ||
+		    (lc.addr.ss_family == AF_INET ?
+		    ((struct sockaddr_in *)&lc.addr)->sin_port :
+		    ((struct sockaddr_in6 *)&lc.addr)->sin6_port) == 0) {
+			snprintf(err, errlen, "delivery: expected lmtp:unix:PATH"
+			    " or lmtp:ADDR:PORT (IPv4, or [IPv6]; no host "
+			    "names), got 'lmtp:%s'", v);
+			return -1;
+		}
+		c->lmtp_addr = lc.addr;
+		c->lmtp_addrlen = lc.addrlen;
+	}
+	snprintf(c->lmtp_text, sizeof(c->lmtp_text), "%s", v);
+	c->delivery = CONFIG_DELIVERY_LMTP;
 	return 0;
 }
 
@@ -490,11 +576,13 @@ config_set(struct config *c, enum config_src src, const char *name,
 		return 0;
 	}
 
-	case K_PATH: {
+	case K_PATH:
+	case K_NAME: {
 		char **p = (char **)(base + k->off);
 
 		if (*v == 0) {
-			snprintf(err, errlen, "%s: empty path", name);
+			snprintf(err, errlen, "%s: empty %s", name,
+			    k->type == K_PATH ? "path" : "name");
 			return -1;
 		}
 		free(*p);
@@ -563,6 +651,8 @@ config_set(struct config *c, enum config_src src, const char *name,
 		c->tls_min_version = 0x0301 + e;
 		return 0;
 	case K_DELIVERY:
+		if (strncasecmp(v, "lmtp:", 5) == 0)
+			return parse_lmtp(c, v + 5, err, errlen);
 		if ((e = enum_index(v, deliveries)) < 0)
 			goto bad_enum;
 		c->delivery = (enum config_delivery)e;
@@ -590,6 +680,37 @@ config_set(struct config *c, enum config_src src, const char *name,
 		c->faults[c->nfaults++] = r;
 		return 0;
 	}
+	case K_PROXY_MODE:
+		if ((e = proxy_mode_parse(v)) < 0) {
+			snprintf(err, errlen, "%s: '%s' is not one of off v1 v2 "
+			    "any", name, v);
+			return -1;
+		}
+		c->proxy_protocol = e;
+		return 0;
+	case K_CIDR_LIST: {
+		char why[256];
+
+		if (c->proxy_trusted_src != src)
+			c->nproxy_trusted = 0;	/* a later layer replaces */
+		c->proxy_trusted_src = src;
+		if (proxy_cidr_add(&c->proxy_trusted, &c->nproxy_trusted, v,
+		    why, sizeof(why)) != 0) {
+			snprintf(err, errlen, "%s: %s", name, why);
+			return -1;
+		}
+		return 0;
+	}
+	case K_METRICS_LISTEN:
+		/* Empty: off.  Else an address as for listen, no options. */
+		if (*v != 0 && config_parse_listen(v, &c->metrics_listen) != 0) {
+			snprintf(err, errlen, "%s: '%s' is not ADDR:PORT (IPv4 "
+			    "or [IPv6], numeric, port 0-65535), or empty for "
+			    "off", name, v);
+			return -1;
+		}
+		c->metrics_on = *v != 0;
+		return 0;
 	case K_PATH_LIST: {
 		bool certs = k->off == OFF(tls_certs);
 		char ***list = certs ? &c->tls_certs : &c->tls_keys;
@@ -819,9 +940,19 @@ config_finish(struct config *c, char *err, size_t errlen)
 		bool req = l->require_tls >= 0 ? l->require_tls :
 		    c->require_tls;
 
+		int proxy = l->proxy >= 0 ? l->proxy : c->proxy_protocol;
+
 		if (req && !tls) {
 			snprintf(err, errlen, "listen %s: require_tls needs "
 			    "tls", l->text);
+			return -1;
+		}
+		/* No default trust: an open PROXY listener lets anyone
+		 * claim any address (mxd.conf(5), proxy_trusted). */
+		if (proxy != SMTP_PROXY_OFF && c->nproxy_trusted == 0) {
+			snprintf(err, errlen, "listen %s: proxy_protocol %s "
+			    "needs proxy_trusted (no peer is trusted by "
+			    "default)", l->text, proxy_mode_name(proxy));
 			return -1;
 		}
 	}
@@ -837,6 +968,11 @@ config_finish(struct config *c, char *err, size_t errlen)
 		if (fault_target_of(fault_target_name(r->target)) >= 0 &&
 		    r->action != FA_HIDE)
 			c->smtp.hook_commands = true;
+	}
+	if (c->group != NULL && c->user == NULL) {
+		snprintf(err, errlen, "group: needs user (mxd changes its "
+		    "group only when it drops root for user)");
+		return -1;
 	}
 	if (c->smtp.limits.text_line != 0 && c->smtp.limits.text_line < 1000) {
 		snprintf(err, errlen, "max_text_line: RFC 5321 4.5.3.1.6 "

@@ -26,6 +26,8 @@ enum config_src {
 	CONFIG_SRC_CMDLINE,
 };
 
+struct proxy_cidr;
+
 struct listen_conf {
 	char			text[80];	/* "127.0.0.1:2525", "[::1]:25" */
 	struct sockaddr_storage	addr;
@@ -33,6 +35,7 @@ struct listen_conf {
 	/* Per-listener options after the address; -1: the global key. */
 	int			tls;
 	int			require_tls;
+	int			proxy;		/* enum smtp_proxy_mode */
 };
 
 /* Where accepted messages go (key delivery). */
@@ -40,6 +43,7 @@ enum config_delivery {
 	CONFIG_DELIVERY_MAILDIR = 0,
 	CONFIG_DELIVERY_CAPTURE,	/* ID.eml + ID.json, for harnesses */
 	CONFIG_DELIVERY_CALLBACK,	/* libmxd's message callback; no key */
+	CONFIG_DELIVERY_LMTP,		/* lmtp:unix:PATH, lmtp:ADDR:PORT */
 };
 
 struct config {
@@ -51,6 +55,12 @@ struct config {
 	char			*maildir;	/* path, maybe with %d %l */
 	enum config_delivery	 delivery;
 	char			*capture_dir;	/* delivery = capture */
+	/* delivery = lmtp:...: the downstream, its text without "lmtp:" */
+	char			 lmtp_text[120];
+	struct sockaddr_storage	 lmtp_addr;	/* AF_UNIX, AF_INET(6) */
+	socklen_t		 lmtp_addrlen;
+	double			 lmtp_timeout;	/* per step, seconds */
+	unsigned		 lmtp_connections;	/* idle ones kept */
 	struct smtp_config	 smtp;		/* limits, policy for proto */
 	unsigned		 max_connections;
 	unsigned		 max_connections_per_ip;
@@ -64,6 +74,14 @@ struct config {
 	enum log_level		 log_level;
 	enum log_format		 log_format;
 	char			*data_dir;	/* our own files */
+	/* Prometheus metrics over HTTP; off unless metrics_listen is set */
+	bool			 metrics_on;
+	struct listen_conf	 metrics_listen;
+
+	/* Privileges (privdrop.c): whom to become after the binds. */
+	char			*user;
+	char			*group;		/* NULL: user's primary */
+	bool			 allow_root;
 
 	/* STARTTLS */
 	bool			 tls;		/* offer it */
@@ -80,6 +98,12 @@ struct config {
 	bool			 tls_ask_client_cert;
 	char			*tls_client_ca;
 
+	/* PROXY protocol (server/proxy.h) */
+	int			 proxy_protocol;	/* for listeners */
+	struct proxy_cidr	*proxy_trusted;
+	size_t			 nproxy_trusted;
+	double			 proxy_timeout;
+
 	/* fault: a harness's rules (docs/harness.md), in order */
 	struct fault_rule	*faults;
 	size_t			 nfaults;
@@ -90,6 +114,7 @@ struct config {
 	enum config_src		 cert_src;
 	enum config_src		 key_src;
 	enum config_src		 fault_src;
+	enum config_src		 proxy_trusted_src;
 };
 
 void	config_init(struct config *c);

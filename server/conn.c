@@ -23,6 +23,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <netinet/tcp.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,8 @@
 #include "delivery.h"
 #include "fault.h"
 #include "log.h"
+#include "metrics.h"
+#include "proxy.h"
 #include "server.h"
 #include "shared.h"
 #include "tls.h"
@@ -66,6 +69,7 @@ enum fault_resume {
 };
 
 enum phase {
+	PH_PROXY,		/* reading the PROXY header; no proto yet */
 	PH_SMTP,		/* plaintext or TLS, proto drives */
 	PH_TLS_START,		/* STARTTLS accepted: flushing the 220 */
 	PH_HANDSHAKE,
@@ -117,12 +121,17 @@ struct conn {
 	uint64_t		 bytes_in;
 	ev_tstamp		 start;
 	ev_tstamp		 data_start;
+	ev_tstamp		 commit_start;	/* metrics: delivery latency */
 	const char		*reason;	/* for the disconnect line */
 	void			*user;		/* libmxd: the caller's */
 	bool			 reported;	/* session_start's turn came */
 	enum fault_resume	 resume;	/* a fault's delay runs */
 	bool			 fault_kill;	/* close now, no reply */
 	bool			 fault_close_up; /* close once TLS is up */
+	struct smtp_proxy	*proxy;		/* PH_PROXY: the header so far */
+	char			 proxy_peer[INET6_ADDRSTRLEN + 8]; /* its sender */
+	char			 proxy_hdr[16];	/* "v2-TCP4": what it said */
+	bool			 health;	/* the proxy's own check */
 };
 
 /* ---- plaintext transport --------------------------------------------- */
@@ -341,6 +350,9 @@ cb_refused(struct conn *c, const struct mxd_session *s, enum mxd_answer a,
 		    temp ? d->ttext : d->rtext);
 	}
 	c->rejected++;
+	if (d == &def_rcpt || d == &def_message)
+		metrics_inc(c->srv->metrics, d == &def_rcpt ? MI_RCPT_REJECTED +
+		    RR_POLICY : MI_MSG_REJECTED + MR_POLICY);
 	log_begin(&l, LOG_INFO, c->sid, "refused");
 	log_str(&l, "by", "callback");
 	log_str(&l, "at", d->at);
@@ -403,13 +415,18 @@ conn_close(struct conn *c, const char *reason)
 		close(c->fd);
 	drop_txn(c);
 
-	log_begin(&l, LOG_INFO, c->sid, "disconnect");
-	log_str(&l, "reason", reason != NULL ? reason : c->reason);
-	log_uint(&l, "accepted", c->accepted);
-	log_uint(&l, "rejected", c->rejected);
-	log_uint(&l, "bytes_in", c->bytes_in);
-	log_int(&l, "ms", (long long)((ev_now(srv->loop) - c->start) * 1000));
-	log_end(&l);
+	/* Before a PROXY header, the one "proxy" line says it all. */
+	if (c->phase != PH_PROXY) {
+		log_begin(&l, c->health ? LOG_DEBUG : LOG_INFO, c->sid,
+		    "disconnect");
+		log_str(&l, "reason", reason != NULL ? reason : c->reason);
+		log_uint(&l, "accepted", c->accepted);
+		log_uint(&l, "rejected", c->rejected);
+		log_uint(&l, "bytes_in", c->bytes_in);
+		log_int(&l, "ms", (long long)((ev_now(srv->loop) - c->start) *
+		    1000));
+		log_end(&l);
+	}
 
 	smtp_session_destroy(c->smtp);
 	if (c->ip_counted)
@@ -421,6 +438,7 @@ conn_close(struct conn *c, const char *reason)
 	if (c->next != NULL)
 		c->next->prev = c->prev;
 	free(c->helo);
+	free(c->proxy);
 	free(c);
 	server_conn_gone(srv);
 }
@@ -566,13 +584,15 @@ fault_here(struct conn *c, enum fault_target t, const char *arg,
 	const struct fault_rule *r;
 	struct logline l;
 
-	if (cfg->nfaults == 0)
+	/* A proxy's health check is no client: it gets no fault. */
+	if (cfg->nfaults == 0 || c->health)
 		return NULL;
 	r = fault_match(cfg->faults, cfg->nfaults, c->srv->fault_hits,
 	    c->conn_no, t, arg, arglen);
 	if (r == NULL)
 		return NULL;
 	c->srv->stats.faults++;
+	metrics_inc(c->srv->metrics, MI_FAULTS);
 	log_begin(&l, LOG_INFO, c->sid, "fault");
 	log_str(&l, "at", fault_target_name(t));
 	log_uint(&l, "conn", c->conn_no);
@@ -648,6 +668,7 @@ ev_rcpt(struct conn *c, const struct smtp_event *ev)
 	log_end(&l);
 	if (r != SMTP_RCPT_OK)
 		c->rejected++;
+	metrics_rcpt(c->srv->metrics, r);
 	smtp_session_rcpt_result(c->smtp, r);
 }
 
@@ -718,6 +739,7 @@ commit_message(struct conn *c)
 	c->busy = true;
 	ev_timer_stop(c->srv->loop, &c->timer);
 	delivery_txn_received(c->txn, ev_now(c->srv->loop));
+	c->commit_start = ev_time();
 	delivery_txn_commit(c->txn, on_committed, c);
 }
 
@@ -735,6 +757,7 @@ ev_data_end(struct conn *c, const struct smtp_event *ev)
 	case FA_REPLY:
 		/* The client hears this; nothing is kept. */
 		drop_txn(c);
+		metrics_message_refused(c->srv->metrics, MR_FAULT);
 		fault_reply(c, r);
 		break;
 	case FA_DELAY:
@@ -813,6 +836,7 @@ log_reject(struct conn *c, const struct smtp_event *ev)
 	struct logline l;
 
 	c->rejected++;
+	metrics_reject(c->srv->metrics, ev);
 	log_begin(&l, LOG_INFO, c->sid, "reject");
 	log_str(&l, "cmd", ev->cmd != NULL ? ev->cmd : "");
 	log_int(&l, "code", ev->code);
@@ -840,7 +864,8 @@ handle(struct conn *c, const struct smtp_event *ev)
 		free(c->helo);
 		c->helo = strndup(ev->helo, ev->helo_len);
 		c->esmtp = ev->esmtp;
-		log_begin(&l, LOG_INFO, c->sid, ev->esmtp ? "ehlo" : "helo");
+		log_begin(&l, c->health ? LOG_DEBUG : LOG_INFO, c->sid,
+		    ev->esmtp ? "ehlo" : "helo");
 		log_strn(&l, "name", ev->helo, ev->helo_len);
 		log_end(&l);
 		break;
@@ -912,6 +937,7 @@ handle(struct conn *c, const struct smtp_event *ev)
 			c->srv->stats.http_requests++;
 		else if (ev->reason == SMTP_REASON_FLOOD)
 			c->srv->stats.floods++;
+		metrics_close(c->srv->metrics, ev->reason);
 		/* The last reply gets a bounded time to leave. */
 		ev_timer_stop(c->srv->loop, &c->timer);
 		ev_timer_set(&c->timer, CONN_LINGER, 0.);
@@ -1049,6 +1075,7 @@ finish_message(struct conn *c, enum smtp_msg_result r)
 	    1000);
 
 	c->busy = false;
+	metrics_message(c->srv->metrics, r, c->msg_size);
 	if (r == SMTP_MSG_OK) {
 		c->accepted++;
 		log_begin(&l, LOG_INFO, c->sid, "accepted");
@@ -1062,10 +1089,20 @@ finish_message(struct conn *c, enum smtp_msg_result r)
 		log_begin(&l, LOG_WARN, c->sid, "store_failed");
 		log_str(&l, "id", id);
 		log_str(&l, "result", r == SMTP_MSG_NOSPACE ? "no_space" :
-		    "tempfail");
+		    r == SMTP_MSG_UNAVAILABLE ? "unavailable" :
+		    r == SMTP_MSG_REJECTED ? "rejected" : "tempfail");
+		if (c->txn != NULL && *delivery_txn_detail(c->txn))
+			log_str(&l, "detail", delivery_txn_detail(c->txn));
 		log_end(&l);
 	}
-	smtp_session_message_result(c->smtp, r, id);
+	if (r == SMTP_MSG_REJECTED && c->txn != NULL) {
+		const char *enh;
+		int code = delivery_txn_rejection(c->txn, &enh);
+
+		smtp_session_message_rejected(c->smtp, code, enh);
+	} else {
+		smtp_session_message_result(c->smtp, r, id);
+	}
 	drop_txn(c);
 	if (!c->closing)
 		ev_timer_again(c->srv->loop, &c->timer);
@@ -1076,6 +1113,7 @@ on_committed(void *arg, enum smtp_msg_result r)
 {
 	struct conn *c = arg;
 
+	metrics_latency(c->srv->metrics, ev_time() - c->commit_start);
 	if (r == SMTP_MSG_OK && c->srv->cb.message != NULL &&
 	    message_refused(c)) {
 		pump(c);
@@ -1174,6 +1212,7 @@ log_tls_failure(struct conn *c)
 	struct logline l;
 
 	tls_conn_failure(c->tls, &f);
+	metrics_tls_failed(c->srv->metrics, f.cls);
 	log_begin(&l, LOG_WARN, c->sid, "tls_failed");
 	log_str(&l, "client", c->ip);
 	log_str(&l, "class", f.class_name);
@@ -1246,6 +1285,7 @@ tls_up(struct conn *c)
 	struct logline l;
 	char subject[256], verify[256];
 
+	metrics_tls_ok(c->srv->metrics, tls_conn_version(c->tls));
 	log_begin(&l, LOG_INFO, c->sid, "tls");
 	log_str(&l, "version", tls_conn_version(c->tls));
 	log_str(&l, "cipher", tls_conn_cipher(c->tls));
@@ -1357,6 +1397,7 @@ pregreet(struct conn *c, const char *p, size_t n)
 
 	c->greet_pending = false;
 	c->srv->stats.pregreet++;
+	metrics_inc(c->srv->metrics, MI_PREGREET);
 	log_begin(&l, LOG_INFO, c->sid, "pregreet");
 	log_uint(&l, "bytes", n);
 	log_strn(&l, "data", p, n > 64 ? 64 : n);
@@ -1388,6 +1429,7 @@ too_slow(struct conn *c)
 	if (used <= allowed)
 		return false;
 	c->srv->stats.slow_data++;
+	metrics_inc(c->srv->metrics, MI_SLOW_DATA);
 	log_begin(&l, LOG_INFO, c->sid, "slow_data");
 	log_uint(&l, "bytes", c->data_bytes);
 	log_int(&l, "ms", (long long)(used * 1000));
@@ -1398,6 +1440,32 @@ too_slow(struct conn *c)
 	return true;
 }
 
+/* n bytes the client sent are in proto's buffer at p: go on with them. */
+static void
+got_input(struct conn *c, char *p, size_t n)
+{
+	if (log_enabled(LOG_DEBUG) && !smtp_session_in_data(c->smtp))
+		debug_bytes(c, "recv", p, transcript_len(c, p, n));
+	smtp_session_input_commit(c->smtp, n);
+	c->bytes_in += (uint64_t)n;
+	if (c->greet_pending) {
+		pregreet(c, p, n);
+		return;
+	}
+	if (c->body_active)
+		c->data_bytes += (uint64_t)n;
+	if (too_slow(c))
+		return;
+	if (!c->closing)
+		ev_timer_again(c->srv->loop, &c->timer);
+	pump(c);
+}
+
+static void proxy_read(struct conn *c);
+static void proxy_fail(struct conn *c, unsigned long long *count,
+    const char *reason, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 static void
 on_read(struct ev_loop *loop, ev_io *w, int revents)
 {
@@ -1407,6 +1475,9 @@ on_read(struct ev_loop *loop, ev_io *w, int revents)
 	ssize_t n;
 
 	switch (c->phase) {
+	case PH_PROXY:
+		proxy_read(c);
+		return;
 	case PH_HANDSHAKE:
 		hs_step(c);
 		return;
@@ -1428,22 +1499,7 @@ on_read(struct ev_loop *loop, ev_io *w, int revents)
 	n = c->tr->read(c, p, len);
 	c->read_blocked = n <= 0;
 	if (n > 0) {
-		if (log_enabled(LOG_DEBUG) && !smtp_session_in_data(c->smtp))
-			debug_bytes(c, "recv", p, transcript_len(c, p,
-			    (size_t)n));
-		smtp_session_input_commit(c->smtp, (size_t)n);
-		c->bytes_in += (uint64_t)n;
-		if (c->greet_pending) {
-			pregreet(c, p, (size_t)n);
-			return;
-		}
-		if (c->body_active)
-			c->data_bytes += (uint64_t)n;
-		if (too_slow(c))
-			return;
-		if (!c->closing)
-			ev_timer_again(loop, &c->timer);
-		pump(c);
+		got_input(c, p, (size_t)n);
 		return;
 	}
 	if (n == IO_WANT_READ) {
@@ -1473,6 +1529,7 @@ on_write(struct ev_loop *loop, ev_io *w, int revents)
 		alert_step(c);
 		return;
 	case PH_LINGER:
+	case PH_PROXY:
 		ev_io_stop(loop, w);
 		return;
 	case PH_SMTP:
@@ -1492,6 +1549,11 @@ on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 	struct conn *c = from_timer(w);
 
 	switch (c->phase) {
+	case PH_PROXY:
+		proxy_fail(c, &c->srv->stats.proxy_missing, "proxy_timeout",
+		    "no PROXY header within proxy_timeout (%.3gs, %zu octets "
+		    "read)", c->srv->cfg->proxy_timeout, c->proxy->len);
+		return;
 	case PH_HANDSHAKE:
 		/* A stalled handshake: fail it, with an alert. */
 		tls_conn_timeout(c->tls);
@@ -1536,7 +1598,7 @@ on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 	pump(c);
 }
 
-/* ---- accept ----------------------------------------------------------- */
+/* ---- the session's start -------------------------------------------- */
 
 static void
 peer_name(struct conn *c, const struct sockaddr *sa)
@@ -1576,27 +1638,23 @@ conn_log_end(struct logline *l)
 	log_end(l);
 }
 
-void
-conn_accept(struct listener *lst, int fd, const struct sockaddr *sa,
-    socklen_t salen)
+/*
+ * The session proper: from the client's address (the peer's, or the one
+ * a PROXY header named) to the greeting.  False when the connection is
+ * gone.
+ */
+static bool
+conn_start(struct conn *c)
 {
-	struct server *srv = lst->srv;
+	struct server *srv = c->srv;
+	struct listener *lst = c->lst;
 	const struct config *cfg = srv->cfg;
 	const struct smtp_config *smtp = &lst->smtp;
-	struct conn *c;
 	struct logline l;
-	unsigned n;
-	int one = 1;
+	unsigned n = 0;
 	bool fallback = false;
 	char peer[INET6_ADDRSTRLEN + 8];
 
-	c = calloc(1, sizeof(*c));
-	if (c == NULL) {
-		log_msg(LOG_ERROR, "accept_failed", "out of memory");
-		close(fd);
-		return;
-	}
-	peer_name(c, sa);
 	/*
 	 * tls_fallback_window: this address failed a handshake lately, so
 	 * it is not offered STARTTLS now and can deliver in plaintext.
@@ -1605,13 +1663,300 @@ conn_accept(struct listener *lst, int fd, const struct sockaddr *sa,
 	if (lst->tls && !lst->require_tls && fallback_active(srv, c->ipkey)) {
 		smtp = &lst->smtp_notls;
 		fallback = true;
+		metrics_inc(srv->metrics, MI_FALLBACK_USED);
 	}
 	if ((c->smtp = smtp_session_create(smtp)) == NULL) {
 		log_msg(LOG_ERROR, "accept_failed", "out of memory");
-		free(c);
-		close(fd);
+		conn_close(c, "out_of_memory");
+		return false;
+	}
+	c->phase = PH_SMTP;
+	ev_timer_stop(srv->loop, &c->timer);
+	c->timer.repeat = cfg->idle_timeout;
+	ev_timer_again(srv->loop, &c->timer);
+
+	snprintf(peer, sizeof(peer), c->v6 ? "[%s]:%u" : "%s:%u", c->ip,
+	    c->port);
+	log_begin(&l, c->health ? LOG_DEBUG : LOG_INFO, c->sid, "connect");
+	log_str(&l, "client", peer);
+	log_str(&l, "listener", lst->bound);
+	if (c->proxy_hdr[0] != 0) {
+		log_str(&l, "proxy", c->proxy_peer);
+		log_str(&l, "proxy_header", c->proxy_hdr);
+	}
+	/*
+	 * A health check (v2 LOCAL) is the proxy's own connection: no
+	 * client, so no per-address count, rate or session number.
+	 */
+	if (c->health) {
+		srv->stats.proxy_health++;
+		metrics_inc(srv->metrics, MI_PROXY_HEALTH);
+	} else {
+		n = ipcount_add(srv, c->ipkey, 1);
+		c->ip_counted = true;
+		srv->stats.connections++;
+		metrics_inc(srv->metrics, MI_CONNECTIONS);
+		/* Numbered across all workers, for "conn N" rules and
+		 * capture. */
+		c->conn_no = shared_next_conn(srv->sh);
+	}
+	if (cfg->max_connections_per_ip != 0 &&
+	    n > cfg->max_connections_per_ip) {
+		log_str(&l, "refused", "too_many_connections_ip");
+		conn_log_end(&l);
+		smtp_session_hangup(c->smtp, SMTP_HANGUP_TOO_MANY_CONN_IP);
+	} else if (!c->health && !rate_allow(srv, c->ipkey)) {
+		srv->stats.rate_limited++;
+		metrics_inc(srv->metrics, MI_RATE_LIMITED);
+		log_str(&l, "refused", "connection_rate");
+		conn_log_end(&l);
+		smtp_session_hangup(c->smtp, SMTP_HANGUP_TOO_FAST);
+	} else {
+		const struct fault_rule *r;
+
+		if (fallback)
+			log_str(&l, "tls_fallback", "starttls_not_offered");
+		conn_log_end(&l);
+		/* libmxd's callbacks see client sessions, not checks. */
+		c->reported = !c->health;
+		if (c->reported && srv->cb.session_start != NULL) {
+			struct mxd_session s;
+			struct mxd_reply rep;
+			enum mxd_answer a;
+
+			session_view(c, &s);
+			memset(&rep, 0, sizeof(rep));
+			a = srv->cb.session_start(srv->cb.arg, &s, &rep);
+			if (cb_refused(c, &s, a, &rep, &def_start)) {
+				smtp_session_greet_custom(c->smtp, rep.code,
+				    rep.enh, rep.text);
+				return pump(c);
+			}
+		}
+		r = c->health ? NULL : fault_hides_starttls(cfg->faults,
+		    cfg->nfaults, c->conn_no);
+		if (r != NULL) {
+			log_begin(&l, LOG_INFO, c->sid, "fault");
+			log_str(&l, "at", "starttls");
+			log_uint(&l, "conn", c->conn_no);
+			log_str(&l, "rule", r->text);
+			log_end(&l);
+			srv->stats.faults++;
+			metrics_inc(srv->metrics, MI_FAULTS);
+			smtp_session_hide_starttls(c->smtp);
+		}
+		r = fault_here(c, FT_GREETING, NULL, 0);
+		if (r != NULL && r->action == FA_DISCONNECT) {
+			conn_close(c, "fault");
+			return false;
+		}
+		if (r != NULL && r->action == FA_DELAY) {
+			fault_delay(c, FR_GREETING, r->delay);
+			return true;
+		}
+		if (r != NULL && r->action == FA_REPLY) {
+			smtp_session_greet_custom(c->smtp, r->code, r->enh,
+			    r->reply_text);
+		} else if (cfg->greeting_delay > 0) {
+			/* The 220 waits; on_read watches for early talk. */
+			c->greet_pending = true;
+			set_timer(c, cfg->greeting_delay);
+			ev_io_start(srv->loop, &c->rio);
+			return true;
+		} else {
+			smtp_session_greet(c->smtp);
+		}
+	}
+	return pump(c);
+}
+
+/* ---- the PROXY header (proxy_protocol; proto/smtp_proxy.h) ------------ */
+
+/*
+ * No header, a bad one, or an untrusted peer: one "proxy" line, a
+ * counter, and close, with no SMTP reply to bytes that were never the
+ * client's (and no disconnect line: conn_close() knows the phase).
+ */
+static void
+proxy_fail(struct conn *c, unsigned long long *count, const char *reason,
+    const char *fmt, ...)
+{
+	struct logline l;
+	char msg[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	(*count)++;
+	metrics_proxy_error_named(c->srv->metrics, reason);
+	log_begin(&l, LOG_WARN, c->sid, "proxy");
+	log_str(&l, "msg", msg);
+	log_str(&l, "peer", c->ip);
+	log_str(&l, "listener", c->lst->bound);
+	log_end(&l);
+	conn_close(c, reason);
+}
+
+/* The header named the client: from now on it is the session's peer. */
+static void
+proxy_client(struct conn *c, const struct smtp_proxy_header *h)
+{
+	struct sockaddr_in s4;
+	struct sockaddr_in6 s6;
+
+	c->v6 = false;
+	if (h->kind == SMTP_PROXY_TCP4) {
+		memset(&s4, 0, sizeof(s4));
+		s4.sin_family = AF_INET;
+		memcpy(&s4.sin_addr, h->src, 4);
+		s4.sin_port = htons(h->src_port);
+		peer_name(c, (const struct sockaddr *)&s4);
+	} else {
+		memset(&s6, 0, sizeof(s6));
+		s6.sin6_family = AF_INET6;
+		memcpy(&s6.sin6_addr, h->src, 16);
+		s6.sin6_port = htons(h->src_port);
+		peer_name(c, (const struct sockaddr *)&s6);
+	}
+}
+
+static void
+proxy_done(struct conn *c)
+{
+	const struct smtp_proxy_header *h = &c->proxy->hdr;
+	unsigned char rest[SMTP_PROXY_MAX];
+	const unsigned char *r;
+	unsigned char key[16];
+	unsigned port;
+	size_t rlen, room;
+	char *p;
+
+	snprintf(c->proxy_peer, sizeof(c->proxy_peer), c->v6 ? "[%s]:%u" :
+	    "%s:%u", c->ip, c->port);
+	snprintf(c->proxy_hdr, sizeof(c->proxy_hdr), "v%d-%s", h->version,
+	    smtp_proxy_kind_name(h->kind));
+	/* UNKNOWN and LOCAL name no client: the peer stays the proxy. */
+	c->health = h->kind == SMTP_PROXY_LOCAL;
+	if (h->kind == SMTP_PROXY_TCP4 || h->kind == SMTP_PROXY_TCP6) {
+		memcpy(key, c->ipkey, sizeof(key));
+		port = c->port;
+		proxy_client(c, h);
+		/*
+		 * v1 has no LOCAL: HAProxy's checks (send-proxy) name the
+		 * check's own source.  A header naming the very address and
+		 * port the connection comes from relays nobody, whatever it
+		 * says: the proxy's own connection, as v2 LOCAL.
+		 */
+		if (h->version == 1 && port == c->port &&
+		    memcmp(key, c->ipkey, sizeof(key)) == 0)
+			c->health = true;
+	}
+	c->bytes_in += h->len;
+	r = smtp_proxy_rest(c->proxy, &rlen);
+	if (rlen > 0)
+		memcpy(rest, r, rlen);
+	free(c->proxy);
+	c->proxy = NULL;
+	ev_io_stop(c->srv->loop, &c->rio);
+	if (!conn_start(c) || rlen == 0)
+		return;
+	/*
+	 * What followed the header in the same reads is the client's:
+	 * hand it on as if read now, so the greeting's rules (pregreet)
+	 * see it exactly as from a direct client.  Nothing is lost: proto
+	 * has room for SMTP_IN_CAP octets, far more than a header read;
+	 * proto takes nothing while closing, and neither would it from
+	 * the socket.
+	 */
+	p = smtp_session_input_space(c->smtp, &room);
+	if (p == NULL)
+		return;
+	if (rlen > room)
+		rlen = room;
+	memcpy(p, rest, rlen);
+	got_input(c, p, rlen);
+}
+
+static void
+proxy_read(struct conn *c)
+{
+	unsigned char buf[SMTP_PROXY_MAX];
+	ssize_t n;
+
+	n = recv(c->fd, buf, smtp_proxy_room(c->proxy), 0);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK ||
+	    errno == EINTR))
+		return;
+	if (n <= 0) {
+		proxy_fail(c, &c->srv->stats.proxy_missing, n == 0 ? "eof" :
+		    "reset", "no PROXY header: the peer closed after %zu "
+		    "octets", c->proxy->len);
 		return;
 	}
+	smtp_proxy_feed(c->proxy, buf, (size_t)n);
+	switch (c->proxy->status) {
+	case SMTP_PROXY_NEED_MORE:
+		return;
+	case SMTP_PROXY_ERROR:
+		proxy_fail(c, &c->srv->stats.proxy_bad, "proxy_header",
+		    "%s", c->proxy->hdr.error);
+		return;
+	case SMTP_PROXY_DONE:
+		proxy_done(c);
+		return;
+	}
+}
+
+/* Only a trusted peer may speak first; it has proxy_timeout to do so. */
+static void
+proxy_begin(struct conn *c)
+{
+	const struct config *cfg = c->srv->cfg;
+
+	c->phase = PH_PROXY;
+	if (!proxy_cidr_match(cfg->proxy_trusted, cfg->nproxy_trusted,
+	    c->ipkey)) {
+		proxy_fail(c, &c->srv->stats.proxy_untrusted, "proxy_untrusted",
+		    "untrusted peer %s (not in proxy_trusted)", c->ip);
+		return;
+	}
+	c->proxy = malloc(sizeof(*c->proxy));
+	if (c->proxy == NULL) {
+		log_msg(LOG_ERROR, "accept_failed", "out of memory");
+		conn_close(c, "out_of_memory");
+		return;
+	}
+	smtp_proxy_init(c->proxy, c->lst->proxy);
+	set_timer(c, cfg->proxy_timeout);
+	ev_io_start(c->srv->loop, &c->rio);
+	/* A proxy sends the header with its first segment: often it is
+	 * here already, and reading now saves a trip round the loop. */
+	proxy_read(c);
+}
+
+/* ---- accept ----------------------------------------------------------- */
+
+/*
+ * True when the connection is ours: it counts against max_connections
+ * until conn_close() (server_conn_gone), even if that already ran.
+ * False when it could not be set up (fd closed, nothing counted).
+ */
+bool
+conn_accept(struct listener *lst, int fd, const struct sockaddr *sa,
+    socklen_t salen)
+{
+	struct server *srv = lst->srv;
+	struct conn *c;
+	int one = 1;
+
+	c = calloc(1, sizeof(*c));
+	if (c == NULL) {
+		log_msg(LOG_ERROR, "accept_failed", "out of memory");
+		close(fd);
+		return false;
+	}
+	peer_name(c, sa);
 	c->srv = srv;
 	c->lst = lst;
 	c->fd = fd;
@@ -1629,89 +1974,21 @@ conn_accept(struct listener *lst, int fd, const struct sockaddr *sa,
 		c->next->prev = c;
 	srv->conns = c;
 	srv->nconns++;
+	metrics_set(srv->metrics, MI_SESSIONS_ACTIVE, srv->nconns);
 
 	ev_io_init(&c->rio, on_read, fd, EV_READ);
 	ev_io_init(&c->wio, on_write, fd, EV_WRITE);
 	ev_init(&c->timer, on_timer);
-	c->timer.repeat = cfg->idle_timeout;
-	ev_timer_again(srv->loop, &c->timer);
-
-	snprintf(peer, sizeof(peer), c->v6 ? "[%s]:%u" : "%s:%u", c->ip,
-	    c->port);
-	log_begin(&l, LOG_INFO, c->sid, "connect");
-	log_str(&l, "client", peer);
-	log_str(&l, "listener", lst->bound);
-	n = ipcount_add(srv, c->ipkey, 1);
-	c->ip_counted = true;
-	srv->stats.connections++;
-	/* Numbered across all workers, for "conn N" rules and capture. */
-	c->conn_no = shared_next_conn(srv->sh);
-	if (cfg->max_connections_per_ip != 0 &&
-	    n > cfg->max_connections_per_ip) {
-		log_str(&l, "refused", "too_many_connections_ip");
-		conn_log_end(&l);
-		smtp_session_hangup(c->smtp, SMTP_HANGUP_TOO_MANY_CONN_IP);
-	} else if (!rate_allow(srv, c->ipkey)) {
-		srv->stats.rate_limited++;
-		log_str(&l, "refused", "connection_rate");
-		conn_log_end(&l);
-		smtp_session_hangup(c->smtp, SMTP_HANGUP_TOO_FAST);
-	} else {
-		const struct fault_rule *r;
-
-		if (fallback)
-			log_str(&l, "tls_fallback", "starttls_not_offered");
-		conn_log_end(&l);
-		c->reported = true;
-		if (srv->cb.session_start != NULL) {
-			struct mxd_session s;
-			struct mxd_reply rep;
-			enum mxd_answer a;
-
-			session_view(c, &s);
-			memset(&rep, 0, sizeof(rep));
-			a = srv->cb.session_start(srv->cb.arg, &s, &rep);
-			if (cb_refused(c, &s, a, &rep, &def_start)) {
-				smtp_session_greet_custom(c->smtp, rep.code,
-				    rep.enh, rep.text);
-				pump(c);
-				return;
-			}
-		}
-		r = fault_hides_starttls(cfg->faults, cfg->nfaults, c->conn_no);
-		if (r != NULL) {
-			log_begin(&l, LOG_INFO, c->sid, "fault");
-			log_str(&l, "at", "starttls");
-			log_uint(&l, "conn", c->conn_no);
-			log_str(&l, "rule", r->text);
-			log_end(&l);
-			srv->stats.faults++;
-			smtp_session_hide_starttls(c->smtp);
-		}
-		r = fault_here(c, FT_GREETING, NULL, 0);
-		if (r != NULL && r->action == FA_DISCONNECT) {
-			conn_close(c, "fault");
-			return;
-		}
-		if (r != NULL && r->action == FA_DELAY) {
-			fault_delay(c, FR_GREETING, r->delay);
-			return;
-		}
-		if (r != NULL && r->action == FA_REPLY) {
-			smtp_session_greet_custom(c->smtp, r->code, r->enh,
-			    r->reply_text);
-		} else if (cfg->greeting_delay > 0) {
-			/* The 220 waits; on_read watches for early talk. */
-			c->greet_pending = true;
-			set_timer(c, cfg->greeting_delay);
-			ev_io_start(srv->loop, &c->rio);
-			return;
-		} else {
-			smtp_session_greet(c->smtp);
-		}
-	}
-	pump(c);
+	/*
+	 * Behind a proxy the client's address comes in the header: the
+	 * per-address limits, logs and Received wait for it.
+	 */
+	if (lst->proxy != SMTP_PROXY_OFF)
+		proxy_begin(c);
+	else
+		conn_start(c);
 	(void)salen;
+	return true;
 }
 
 void
@@ -1719,6 +1996,11 @@ conn_shutdown(struct conn *c)
 {
 	if (c->closing)
 		return;
+	if (c->phase == PH_PROXY) {
+		/* No session yet, so no 421 either: a proxy retries. */
+		conn_close(c, "shutdown");
+		return;
+	}
 	/* Mid-handshake there is no SMTP to speak: 421 once TLS is up. */
 	if (c->busy || c->phase != PH_SMTP || smtp_session_in_data(c->smtp)) {
 		c->drain = true;	/* 421 once this message is done */

@@ -42,6 +42,11 @@ delivery_create(const struct config *cfg, struct worker_pool *pool,
 		if (maildir_setup(d, err, errlen) != 0)
 			goto fail;
 		break;
+	case CONFIG_DELIVERY_LMTP:
+		d->be = &delivery_lmtp;
+		if (lmtp_setup(d, err, errlen) != 0)
+			goto fail;
+		break;
 	case CONFIG_DELIVERY_CALLBACK:
 		d->be = &delivery_callback;
 		snprintf(d->describe, sizeof(d->describe), "callback");
@@ -186,6 +191,19 @@ delivery_txn_rcpt(const struct delivery_txn *t, unsigned i)
 	return i < t->nrcpt ? t->rcpts[i].addr : NULL;
 }
 
+int
+delivery_txn_rejection(const struct delivery_txn *t, const char **enh)
+{
+	*enh = t->reject_enh;
+	return t->reject_code;
+}
+
+const char *
+delivery_txn_detail(const struct delivery_txn *t)
+{
+	return t->detail;
+}
+
 const char *
 delivery_txn_body(const struct delivery_txn *t, size_t *len)
 {
@@ -326,7 +344,8 @@ delivery_txn_begin_data(struct delivery_txn *t,
 		return 0;
 	gmtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
-	if (putf(t, "Return-Path: <%s>", t->sender) != 0)
+	if (!t->d->be->no_return_path &&
+	    putf(t, "Return-Path: <%s>", t->sender) != 0)
 		return -1;
 	if (one != NULL && one->orcpt != NULL) {
 		orcpt_text(one->orcpt, orcpt, sizeof(orcpt));
@@ -430,6 +449,7 @@ job_run(struct job *j)
 	const struct delivery_backend *be = t->d->be;
 
 	t->err = 0;
+	t->verdict = SMTP_MSG_OK;
 	if (be->write == NULL)
 		return;		/* in memory: the job only hops threads */
 	switch (t->kind) {
@@ -453,14 +473,25 @@ job_run(struct job *j)
 }
 
 static enum smtp_msg_result
-result_of(int err)
+result_of(const struct delivery_txn *t)
 {
+	int err = t->err;
+
 	if (err == 0)
 		return SMTP_MSG_OK;
+	if (t->verdict != SMTP_MSG_OK)
+		return t->verdict;
 	/* RFC 3463 4.3.1: mail system full. */
 	if (err == ENOSPC || err == EDQUOT)
 		return SMTP_MSG_NOSPACE;
 	return SMTP_MSG_TEMPFAIL;
+}
+
+/* A partial file, or a downstream session, that discard must end. */
+static bool
+holds_something(const struct delivery_txn *t)
+{
+	return t->fd >= 0 || t->tmp_path != NULL || t->be_txn != NULL;
 }
 
 static void
@@ -470,8 +501,7 @@ job_done(struct job *j)
 
 	t->busy = false;
 	if (t->orphan) {
-		if (t->kind == JOB_FLUSH &&
-		    (t->fd >= 0 || t->tmp_path != NULL)) {
+		if (t->kind == JOB_FLUSH && holds_something(t)) {
 			/* Aborted during a flush: remove the partial file. */
 			t->kind = JOB_DISCARD;
 			t->busy = true;
@@ -482,7 +512,7 @@ job_done(struct job *j)
 		return;
 	}
 	if (t->cb != NULL)
-		t->cb(t->cb_arg, result_of(t->err));
+		t->cb(t->cb_arg, result_of(t));
 }
 
 static void
@@ -527,8 +557,8 @@ delivery_txn_abort(struct delivery_txn *t)
 		t->cb = NULL;
 		return;
 	}
-	if (t->fd >= 0 || t->tmp_path != NULL) {
-		/* A partial file exists: unlinking blocks, so a worker. */
+	if (holds_something(t)) {
+		/* A partial file (or a downstream session) exists: unlinking blocks, so a worker. */
 		t->orphan = true;
 		submit(t, JOB_DISCARD, NULL, NULL);
 		return;

@@ -100,6 +100,15 @@ const char	*delivery_txn_rcpt(const struct delivery_txn *t, unsigned i);
 /* The body so far, when it stays in memory (delivery = callback). */
 const char	*delivery_txn_body(const struct delivery_txn *t, size_t *len);
 
+/*
+ * After a callback's SMTP_MSG_REJECTED: the downstream's code (5xx) and
+ * enhanced code, for smtp_session_message_rejected().
+ */
+int		 delivery_txn_rejection(const struct delivery_txn *t,
+		    const char **enh);
+/* After a failed job: what went wrong, for the log ("" when nothing). */
+const char	*delivery_txn_detail(const struct delivery_txn *t);
+
 typedef void	 delivery_done_cb(void *arg, enum smtp_msg_result r);
 
 /* Write the buffer out in a worker; cb(arg, SMTP_MSG_OK) or a failure. */

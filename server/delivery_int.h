@@ -10,6 +10,7 @@
 #define MXD_DELIVERY_INT_H
 
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "delivery.h"
 #include "worker.h"
@@ -27,6 +28,8 @@ struct delivery_backend {
 	bool		 lf_only;
 	/* Put the Return-Path/Received block before the body. */
 	bool		 trace_headers;
+	/* ... but no Return-Path: the final delivery adds it (LMTP). */
+	bool		 no_return_path;
 	/* Loop, at DATA, optional: keep what it needs of the trace. */
 	int		(*begin)(struct delivery_txn *t,
 			    const struct delivery_trace *tr);
@@ -89,16 +92,30 @@ struct delivery_txn {
 	size_t			 meta_len;
 	char			*meta_tmp;	/* its temporary file */
 	double			 received;	/* end of data */
+
+	/*
+	 * A backend's verdict on a failure, where an errno says too little
+	 * (LMTP: unreachable, or refused with the downstream's code), and
+	 * what went wrong, for the log.  Set in the worker.
+	 */
+	enum smtp_msg_result	 verdict;	/* SMTP_MSG_OK: from err */
+	int			 reject_code;	/* SMTP_MSG_REJECTED */
+	char			 reject_enh[16];
+	char			 detail[200];
+	void			*be_txn;	/* LMTP: the downstream session */
 };
 
 extern const struct delivery_backend delivery_maildir;
 int	maildir_setup(struct delivery *d, char *err, size_t errlen);
 extern const struct delivery_backend delivery_capture;
 int	capture_setup(struct delivery *d, char *err, size_t errlen);
+extern const struct delivery_backend delivery_lmtp;
+int	lmtp_setup(struct delivery *d, char *err, size_t errlen);
 /* libmxd's message callback: the body in memory, handed over by conn.c. */
 extern const struct delivery_backend delivery_callback;
 /* mkdir -p, mode 0700 for what it creates: 0 or an errno value. */
 int	delivery_mkdirs(const char *path);
+int	delivery_mkdirs_owned(const char *path, uid_t uid, gid_t gid);
 /* fsync a directory by its path: 0 or an errno value. */
 int	delivery_fsync_dir(const char *path);
 

@@ -39,6 +39,13 @@ struct maildir {
 int
 delivery_mkdirs(const char *path)
 {
+	return delivery_mkdirs_owned(path, (uid_t)-1, (gid_t)-1);
+}
+
+/* The same, what it creates owned by uid:gid (-1: unchanged). */
+int
+delivery_mkdirs_owned(const char *path, uid_t uid, gid_t gid)
+{
 	char tmp[PATH_MAX];
 	size_t i, n = strlen(path);
 
@@ -49,8 +56,12 @@ delivery_mkdirs(const char *path)
 		if (tmp[i] != '/' && tmp[i] != 0)
 			continue;
 		tmp[i] = 0;
-		if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
+		if (mkdir(tmp, 0700) == 0) {
+			if (chown(tmp, uid, gid) != 0)
+				return errno;
+		} else if (errno != EEXIST) {
 			return errno;
+		}
 		tmp[i] = i < n ? '/' : 0;
 	}
 	return 0;

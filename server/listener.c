@@ -9,6 +9,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -17,6 +18,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "sd.h"
 #include "server.h"
 #include "shared.h"
 
@@ -38,8 +40,6 @@ on_accept(struct ev_loop *loop, ev_io *w, int revents)
 	int fd, i;
 
 	for (i = 0; i < ACCEPT_BATCH; i++) {
-		unsigned long long before = srv->stats.connections;
-
 		/*
 		 * max_connections counts the sessions of every worker: at
 		 * the cap, pause and look again shortly (the session that
@@ -55,9 +55,8 @@ on_accept(struct ev_loop *loop, ev_io *w, int revents)
 		fd = accept4(l->fd, (struct sockaddr *)&ss, &sl,
 		    SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd >= 0) {
-			conn_accept(l, fd, (struct sockaddr *)&ss, sl);
 			/* Not counted (out of memory): give it back. */
-			if (srv->stats.connections == before)
+			if (!conn_accept(l, fd, (struct sockaddr *)&ss, sl))
 				server_conn_release(srv);
 			continue;
 		}
@@ -95,57 +94,122 @@ on_accept(struct ev_loop *loop, ev_io *w, int revents)
 	}
 }
 
-/* "ADDR:PORT" of a bound socket, with the real port. */
-static int
-sock_name(int fd, char *out, size_t outlen)
+/* "192.0.2.1:25", "[2001:db8::1]:25": how listeners are named. */
+void
+listener_format_addr(const struct sockaddr_storage *ss, char *out,
+    size_t outlen)
 {
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
 	char host[INET6_ADDRSTRLEN];
 
-	if (getsockname(fd, (struct sockaddr *)&ss, &sl) != 0)
-		return -1;
-	if (ss.ss_family == AF_INET6) {
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+	if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 =
+		    (const struct sockaddr_in6 *)ss;
 
 		inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
 		snprintf(out, outlen, "[%s]:%u", host, ntohs(s6->sin6_port));
 	} else {
-		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
 
 		inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
 		snprintf(out, outlen, "%s:%u", host, ntohs(s4->sin_port));
 	}
-	return 0;
 }
 
-int
-listener_bind(const struct listen_conf *lc, int *fdp, char *bound,
-    size_t boundlen, char *err, size_t errlen)
+/*
+ * Bind lc's address ourselves, as every listening socket of mxd is made:
+ * non-blocking, close-on-exec (a forked worker inherits it; an exec'd
+ * program does not), SO_REUSEADDR, IPv6 only on an IPv6 address.  A
+ * socket, or -1 with errno.
+ */
+static int
+bind_socket(const struct listen_conf *lc)
 {
 	int fd, one = 1;
 
 	fd = socket(lc->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
 	    SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		goto fail;
+		return -1;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (lc->addr.ss_family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
 	if (bind(fd, (const struct sockaddr *)&lc->addr, lc->addrlen) != 0 ||
-	    listen(fd, LISTEN_BACKLOG) != 0 ||
-	    sock_name(fd, bound, boundlen) != 0)
-		goto fail;
-	*fdp = fd;
-	return 0;
+	    listen(fd, LISTEN_BACKLOG) != 0) {
+		int e = errno;
 
-fail:
-	snprintf(err, errlen, "listen %s: %s", lc->text, strerror(errno));
-	if (fd >= 0)
 		close(fd);
-	return -1;
+		errno = e;
+		return -1;
+	}
+	return fd;
 }
 
+/* The bound address of fd, "ADDR:PORT" with the real port. */
+static int
+sock_name(int fd, char *out, size_t outlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) != 0)
+		return -1;
+	listener_format_addr(&ss, out, outlen);
+	return 0;
+}
+
+/*
+ * A listening socket of our own for lc (the metrics listener); the
+ * address with the port actually bound goes to bound.  The fd, or -1
+ * with "WHAT ADDR: why" in err.
+ */
+int
+listener_socket(const struct listen_conf *lc, const char *what, char *bound,
+    size_t boundlen, char *err, size_t errlen)
+{
+	int fd;
+
+	fd = bind_socket(lc);
+	if (fd < 0 || sock_name(fd, bound, boundlen) != 0) {
+		snprintf(err, errlen, "%s %s: %s", what, lc->text,
+		    strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/*
+ * A socket systemd passed for lc's address (sd.c), or one we bind.  An
+ * inherited socket keeps systemd's backlog and options.  The fd and its
+ * "ADDR:PORT" in bound, or -1 with err.
+ */
+int
+listener_get(struct sd_listen *inherited, const struct listen_conf *lc,
+    char *bound, size_t boundlen, bool *from_sd, char *err, size_t errlen)
+{
+	const char *name = NULL;
+	int fd;
+
+	fd = sd_listen_take(inherited, lc, &name);
+	if (from_sd != NULL)
+		*from_sd = fd >= 0;
+	if (fd < 0)
+		return listener_socket(lc, "listen", bound, boundlen, err,
+		    errlen);
+	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) != 0 ||
+	    sock_name(fd, bound, boundlen) != 0) {
+		snprintf(err, errlen, "listen %s: %s", lc->text,
+		    strerror(errno));
+		close(fd);
+		return -1;
+	}
+	log_msg(LOG_INFO, "listen_inherited", "%s: fd %d (name '%s') from "
+	    "systemd, not bound again", bound, fd, name);
+	return fd;
+}
+
+/* Serve fd, a listening socket for lc (bound here or by the supervisor). */
 void
 listener_attach(struct server *srv, const struct listen_conf *lc,
     struct listener *l, int fd)
@@ -158,6 +222,8 @@ listener_attach(struct server *srv, const struct listen_conf *lc,
 	l->tls = srv->tls != NULL && (lc->tls >= 0 ? lc->tls : srv->cfg->tls);
 	l->require_tls = l->tls && (lc->require_tls >= 0 ? lc->require_tls :
 	    srv->cfg->require_tls);
+	l->proxy = (enum smtp_proxy_mode)(lc->proxy >= 0 ? lc->proxy :
+	    srv->cfg->proxy_protocol);
 	l->smtp = srv->cfg->smtp;
 	l->smtp.tls_available = l->tls;
 	l->smtp.tls_required = l->require_tls;
@@ -176,7 +242,9 @@ listener_open(struct server *srv, const struct listen_conf *lc,
 
 	memset(l, 0, sizeof(*l));
 	l->fd = -1;
-	if (listener_bind(lc, &fd, bound, sizeof(bound), err, errlen) != 0)
+	fd = listener_get(srv->inherited, lc, bound, sizeof(bound), NULL, err,
+	    errlen);
+	if (fd < 0)
 		return -1;
 	listener_attach(srv, lc, l, fd);
 	return 0;

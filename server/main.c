@@ -2,11 +2,14 @@
  * main.c - mxd(8): flags, configuration, start-up, the loop, exit.
  *
  * Start-up order: defaults, the config file, flags; check the whole
- * (--check stops here); then the supervisor (supervisor.c) binds the
- * listeners, starts the workers (each opens the Maildir or the capture
- * directory and loads the certificates) and prints one "listening
- * ADDR:PORT" line per listener on stdout once they all serve (for
- * scripts and harnesses, which may ask for port 0).
+ * (--check stops here); take the sockets systemd passed and its
+ * notification socket (sd.c); then the supervisor (supervisor.c) checks
+ * the root rule (privdrop.c), binds the listeners and the metrics
+ * listener, starts the workers (each opens the Maildir or the capture
+ * directory, loads the certificates, then drops root) and prints a
+ * "metrics ADDR:PORT" line when metrics_listen is set and one
+ * "listening ADDR:PORT" line per listener on stdout once they all serve
+ * (for scripts and harnesses, which may ask for port 0).
  */
 #include <getopt.h>
 #include <signal.h>
@@ -16,6 +19,8 @@
 
 #include "config.h"
 #include "log.h"
+#include "privdrop.h"
+#include "sd.h"
 #include "supervisor.h"
 #include "tls.h"
 
@@ -37,6 +42,9 @@ usage(FILE *f)
 "  -c, --config FILE      read the configuration file FILE (INI)\n"
 "  -n, --check            check the configuration, then exit\n"
 "  -l, --listen ADDR:PORT listen here, repeatable (port 0: any free port)\n"
+"      --metrics-listen ADDR:PORT\n"
+"                         serve Prometheus metrics over HTTP here\n"
+"                         (-o metrics_listen=ADDR:PORT; port 0: any free)\n"
 "  -d, --domain DOMAIN    accept mail for DOMAIN, repeatable\n"
 "  -m, --maildir PATH     store mail in this Maildir (%%d, %%l: per recipient)\n"
 "      --capture DIR      store each message as DIR/ID.eml and DIR/ID.json\n"
@@ -46,6 +54,7 @@ usage(FILE *f)
 "      --tls-cert FILE    PEM certificate (chain), repeatable, paired in order\n"
 "      --tls-key FILE     PEM key for the --tls-cert at the same position\n"
 "      --workers N        worker processes, 1..64 (0: one per CPU online)\n"
+"      --allow-root       serve as root on a public address (-o allow_root=yes)\n"
 "      --print-cert-path  print \"certificate PATH\" for each certificate in use\n"
 "                         on stdout at start (e.g. the self-signed one, for\n"
 "                         a test to trust)\n"
@@ -72,6 +81,8 @@ static int
 load_config(struct config *cfg, void *arg, char *err, size_t errlen)
 {
 	const struct sources *src = arg;
+	uid_t uid;
+	gid_t gid;
 	int i;
 
 	config_init(cfg);
@@ -82,7 +93,10 @@ load_config(struct config *cfg, void *arg, char *err, size_t errlen)
 		if (config_set(cfg, CONFIG_SRC_CMDLINE, src->flags[i],
 		    src->flags[i + 1], err, errlen) != 0)
 			return -1;
-	return config_finish(cfg, err, errlen);
+	if (config_finish(cfg, err, errlen) != 0)
+		return -1;
+	/* user and group must exist, for --check and for a reload. */
+	return privdrop_lookup(cfg, &uid, &gid, err, errlen);
 }
 
 int
@@ -92,6 +106,7 @@ main(int argc, char **argv)
 		{ "config", required_argument, NULL, 'c' },
 		{ "check", no_argument, NULL, 'n' },
 		{ "listen", required_argument, NULL, 'l' },
+		{ "metrics-listen", required_argument, NULL, 'M' },
 		{ "domain", required_argument, NULL, 'd' },
 		{ "maildir", required_argument, NULL, 'm' },
 		{ "capture", required_argument, NULL, 'A' },
@@ -101,6 +116,7 @@ main(int argc, char **argv)
 		{ "tls-key", required_argument, NULL, 'K' },
 		{ "print-cert-path", no_argument, NULL, 'P' },
 		{ "workers", required_argument, NULL, 'W' },
+		{ "allow-root", no_argument, NULL, 'R' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
@@ -109,6 +125,7 @@ main(int argc, char **argv)
 	struct config cfg;
 	struct supervisor_opts so;
 	struct sources src;
+	struct sd_listen inherited;
 	const char *config_file = NULL;
 	char err[1024], *eq;
 	int ch, check = 0, rc = 1, print_cert = 0;
@@ -116,6 +133,7 @@ main(int argc, char **argv)
 	char **flags;
 	int nflags = 0;
 
+	memset(&inherited, 0, sizeof(inherited));
 	/* Two entries per flag, four for --capture (two keys). */
 	flags = calloc((size_t)argc * 4 + 2, sizeof(*flags));
 	if (flags == NULL)
@@ -127,6 +145,9 @@ main(int argc, char **argv)
 		case 'c': config_file = optarg; break;
 		case 'n': check = 1; break;
 		case 'l': flags[nflags++] = "listen"; flags[nflags++] = optarg;
+			break;
+		case 'M': flags[nflags++] = "metrics_listen";
+			flags[nflags++] = optarg;
 			break;
 		case 'd': flags[nflags++] = "domain"; flags[nflags++] = optarg;
 			break;
@@ -150,6 +171,9 @@ main(int argc, char **argv)
 			break;
 		case 'P': print_cert = 1; break;
 		case 'W': flags[nflags++] = "workers"; flags[nflags++] = optarg;
+			break;
+		case 'R': flags[nflags++] = "allow_root";
+			flags[nflags++] = "yes";
 			break;
 		case 'v': flags[nflags++] = "log_level";
 			flags[nflags++] = "debug";
@@ -202,13 +226,24 @@ main(int argc, char **argv)
 
 	log_setup(cfg.log_level, cfg.log_format);
 	signal(SIGPIPE, SIG_IGN);
+	/*
+	 * systemd's sockets and notification socket belong to the process
+	 * it started: the supervisor, which outlives every worker.
+	 */
+	sd_notify_init();
+	if (sd_listen_collect(&inherited, err, sizeof(err)) != 0) {
+		fprintf(stderr, "mxd: %s\n", err);
+		goto out;
+	}
 	memset(&so, 0, sizeof(so));
 	so.load = load_config;
 	so.arg = &src;
 	so.print_cert = print_cert;
+	so.inherited = &inherited;
 	rc = supervisor_run(&cfg, &so);
 
 out:
+	sd_listen_finish(&inherited);
 	free(flags);
 	config_free(&cfg);
 	return rc;

@@ -168,6 +168,7 @@ mxd_stop(struct mxd *m)
 	srv->shutting_down = true;
 	for (i = 0; i < srv->nlisteners; i++)
 		listener_close(&srv->listeners[i]);
+	metrics_http_close(srv);
 	ev_timer_stop(srv->loop, &srv->accept_retry);
 	for (c = srv->conns; c != NULL; c = next) {
 		next = conn_next(c);

@@ -18,6 +18,8 @@
 
 #include "delivery.h"
 #include "log.h"
+#include "sd.h"
+#include "metrics.h"
 #include "server.h"
 #include "shared.h"
 #include "tls.h"
@@ -49,6 +51,7 @@ server_conn_gone(struct server *srv)
 {
 	srv->nconns--;
 	server_conn_release(srv);
+	metrics_set(srv->metrics, MI_SESSIONS_ACTIVE, srv->nconns);
 	if (srv->shutting_down || srv->retiring) {
 		if (srv->nconns == 0 && !srv->embedded)
 			ev_break(srv->loop, EVBREAK_ALL);
@@ -90,6 +93,7 @@ server_shutdown(struct server *srv)
 	    srv->cfg->shutdown_grace);
 	for (i = 0; i < srv->nlisteners; i++)
 		listener_close(&srv->listeners[i]);
+	metrics_http_close(srv);
 	ev_timer_stop(srv->loop, &srv->accept_retry);
 	if (srv->nconns == 0) {
 		ev_break(srv->loop, EVBREAK_ALL);
@@ -124,6 +128,8 @@ server_retire(struct server *srv)
 	srv->retiring = true;
 	for (i = 0; i < srv->nlisteners; i++)
 		listener_close(&srv->listeners[i]);
+	/* The new generation serves the scrapes too. */
+	metrics_http_close(srv);
 	ev_timer_stop(srv->loop, &srv->accept_retry);
 	log_msg(LOG_INFO, "retire", "no longer accepting; %u sessions go on "
 	    "(at most shutdown_grace %.0fs, then the drain)", srv->nconns,
@@ -140,9 +146,57 @@ server_retire(struct server *srv)
 /* ---- start and end ---------------------------------------------------- */
 
 /*
+ * The counters: the caller's region and slot (a supervisor that forks
+ * workers made it, with a slot per worker), or a region of one slot
+ * of our own (one process, libmxd).
+ */
+static int
+server_metrics_init(struct server *srv, struct metrics_region *mr,
+    unsigned mi, char *err, size_t errlen)
+{
+	if (mr == NULL) {
+		mr = metrics_region_create(1);
+		mi = 0;
+		srv->metrics_own = true;
+	}
+	srv->metrics_region = mr;
+	srv->metrics_index = mi;
+	srv->metrics = metrics_slot(mr, mi);
+	if (srv->metrics == NULL) {
+		snprintf(err, errlen, "metrics: %s", mr == NULL ?
+		    strerror(errno) : "no such slot");
+		return -1;
+	}
+	metrics_set(srv->metrics, MI_SESSIONS_LIMIT, srv->cfg->max_connections);
+	return 0;
+}
+
+/*
+ * A forked worker's own slot: i in the region the parent gave
+ * server_setup().  The gauges move with it (the slot set up before the
+ * fork is the parent's, which no longer serves).  0, or -1 when i is
+ * out of range.
+ */
+int
+server_metrics_slot(struct server *srv, unsigned i)
+{
+	struct metrics_slot *s = metrics_slot(srv->metrics_region, i);
+
+	if (s == NULL)
+		return -1;
+	metrics_slot_clear_gauges(srv->metrics);
+	srv->metrics = s;
+	srv->metrics_index = i;
+	metrics_set(s, MI_SESSIONS_ACTIVE, srv->nconns);
+	metrics_set(s, MI_SESSIONS_LIMIT, srv->cfg->max_connections);
+	return 0;
+}
+
+/*
  * What main() and libmxd share: everything from a finished config to a
  * server ready to listen, on the caller's loop.  No signals, nothing
- * printed but the certificate paths when asked (print).
+ * printed but the certificate paths when asked (print).  The metrics
+ * region and slot set in *srv beforehand are kept (server.h).
  */
 int
 server_setup(struct server *srv, const struct config *cfg,
@@ -158,6 +212,9 @@ server_setup_shared(struct server *srv, const struct config *cfg,
     struct ev_loop *loop, bool print, bool first, struct shared *sh,
     unsigned slot, char *err, size_t errlen)
 {
+	struct metrics_region *mr = srv->metrics_region;
+	unsigned mi = srv->metrics_index;
+
 	memset(srv, 0, sizeof(*srv));
 	srv->cfg = cfg;
 	srv->loop = loop;
@@ -165,6 +222,8 @@ server_setup_shared(struct server *srv, const struct config *cfg,
 		snprintf(err, errlen, "cannot create the event loop");
 		return -1;
 	}
+	if (server_metrics_init(srv, mr, mi, err, errlen) != 0)
+		return -1;
 	listeners_init(srv);
 	ev_init(&srv->grace, NULL);
 	ev_init(&srv->retire, NULL);
@@ -200,34 +259,66 @@ server_setup_shared(struct server *srv, const struct config *cfg,
 	return 0;
 }
 
-/* Open every configured listener; they accept once the loop runs. */
+/*
+ * Open every configured listener; they accept once the loop runs.  With
+ * sockets from systemd (srv->inherited): a listener takes the one bound
+ * to its address, and those no listener took are served too, with the
+ * global settings (sd.c, mxd.8 "SOCKET ACTIVATION").
+ */
 int
 server_listen(struct server *srv, char *err, size_t errlen)
 {
-	return server_adopt(srv, NULL, err, errlen);
-}
-
-/* fds NULL: bind here (libmxd); else the supervisor's, one per listen. */
-int
-server_adopt(struct server *srv, const int *fds, char *err, size_t errlen)
-{
 	const struct config *cfg = srv->cfg;
-	size_t i;
+	struct sd_listen *sl = srv->inherited;
+	size_t i, n = cfg->nlisten + (sl != NULL ? sl->n : 0);
 
-	srv->listeners = calloc(cfg->nlisten, sizeof(*srv->listeners));
+	srv->listeners = calloc(n ? n : 1, sizeof(*srv->listeners));
 	if (srv->listeners == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
 	for (i = 0; i < cfg->nlisten; i++) {
-		if (fds != NULL)
-			listener_attach(srv, &cfg->listen[i],
-			    &srv->listeners[i], fds[i]);
-		else if (listener_open(srv, &cfg->listen[i],
-		    &srv->listeners[i], err, errlen) != 0)
+		if (sd_listen_replaces_default(sl, cfg))
+			break;
+		if (listener_open(srv, &cfg->listen[i],
+		    &srv->listeners[srv->nlisteners], err, errlen) != 0)
 			return -1;
 		srv->nlisteners++;
 	}
+	for (i = 0; sl != NULL && i < sl->n; i++) {
+		if (sl->socks[i].fd < 0)
+			continue;
+		if (!sd_listen_replaces_default(sl, cfg))
+			log_msg(LOG_WARN, "listen_unconfigured", "%s from "
+			    "systemd matches no listen key: serving it with "
+			    "the global settings", sl->socks[i].conf.text);
+		if (listener_open(srv, &sl->socks[i].conf,
+		    &srv->listeners[srv->nlisteners], err, errlen) != 0)
+			return -1;
+		srv->nlisteners++;
+	}
+	return metrics_http_open(srv, err, errlen);
+}
+
+/*
+ * A worker: serve the listening sockets the supervisor holds (bound
+ * there, or passed by systemd), fds[i] for lcs[i], and the metrics
+ * listener it bound (metrics_fd, -1 for none).
+ */
+int
+server_adopt(struct server *srv, const struct listen_conf *const *lcs,
+    const int *fds, size_t n, char *err, size_t errlen)
+{
+	size_t i;
+
+	srv->listeners = calloc(n ? n : 1, sizeof(*srv->listeners));
+	if (srv->listeners == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (i = 0; i < n; i++)
+		listener_attach(srv, lcs[i], &srv->listeners[i], fds[i]);
+	srv->nlisteners = n;
 	return 0;
 }
 
@@ -286,6 +377,7 @@ server_teardown(struct server *srv)
 		return;
 	for (i = 0; i < srv->nlisteners; i++)
 		listener_close(&srv->listeners[i]);
+	metrics_http_close(srv);
 	ev_timer_stop(srv->loop, &srv->accept_retry);
 	ev_timer_stop(srv->loop, &srv->grace);
 	ev_timer_stop(srv->loop, &srv->retire);
@@ -302,6 +394,10 @@ server_teardown(struct server *srv)
 	srv->tls = NULL;
 	srv->listeners = NULL;
 	srv->nlisteners = 0;
+	if (srv->metrics_own)
+		metrics_region_free(srv->metrics_region);
+	srv->metrics_region = NULL;
+	srv->metrics = NULL;
 	srv->loop = NULL;
 }
 
@@ -504,6 +600,7 @@ fallback_note(struct server *srv, const unsigned char key[16])
 		return;
 	shared_fallback_note(srv->sh, key, now,
 	    now + srv->cfg->tls_fallback_window);
+	metrics_inc(srv->metrics, MI_FALLBACK_NOTED);
 }
 
 bool

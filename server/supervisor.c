@@ -40,6 +40,9 @@
 #include "delivery.h"
 #include "fault.h"
 #include "log.h"
+#include "metrics.h"
+#include "privdrop.h"
+#include "sd.h"
 #include "server.h"
 #include "shared.h"
 #include "supervisor.h"
@@ -58,13 +61,22 @@ struct lsock {
 	char		 text[80];	/* as configured: the reuse key */
 	char		 bound[80];
 	int		 fd;
+	/* A socket systemd passed that no listen key names: served with
+	 * the global settings, by every generation. */
+	const struct listen_conf *sd_conf;
+	bool		 from_sd;	/* passed by systemd: its socket too */
+	bool		 metrics;	/* the metrics_listen socket */
 };
 
 struct gen {
 	unsigned	 id;
 	const struct config *cfg;
 	struct config	*own;		/* NULL for the first (borrowed) */
-	int		*fds;		/* per cfg->listen[i] */
+	/* What its workers serve: fds[i] for lcs[i]. */
+	const struct listen_conf **lcs;
+	int		*fds;
+	size_t		 nfds;
+	int		 metrics_fd;	/* -1: metrics_listen is off */
 	unsigned	 nworkers;
 	unsigned	 alive;
 	bool		 retiring;
@@ -84,6 +96,8 @@ struct slot {
 struct sup {
 	const struct supervisor_opts *o;
 	struct shared	*sh;
+	/* Prometheus counters, a slot per worker slot (metrics.h). */
+	struct metrics_region *mr;
 	struct lsock	*ls;
 	size_t		 nls;
 	struct gen	*gens;		/* newest first; gens == current */
@@ -147,6 +161,10 @@ stop_line(const char *event, const struct server_stats *st, bool faults,
 	log_uint(&l, "floods", st->floods);
 	log_uint(&l, "rate_limited", st->rate_limited);
 	log_uint(&l, "slow_data", st->slow_data);
+	log_uint(&l, "proxy_untrusted", st->proxy_untrusted);
+	log_uint(&l, "proxy_missing", st->proxy_missing);
+	log_uint(&l, "proxy_bad", st->proxy_bad);
+	log_uint(&l, "proxy_health", st->proxy_health);
 	if (faults)
 		log_uint(&l, "faults", st->faults);
 	if (slot >= 0) {
@@ -170,8 +188,8 @@ worker_close_inherited(struct sup *s, const struct gen *g)
 	/* A listener of another generation only: closing it here lets
 	 * the supervisor really close it later. */
 	for (i = 0; i < s->nls; i++) {
-		mine = false;
-		for (j = 0; j < g->cfg->nlisten; j++)
+		mine = s->ls[i].fd == g->metrics_fd;
+		for (j = 0; j < g->nfds; j++)
 			if (g->fds[j] == s->ls[i].fd)
 				mine = true;
 		if (!mine && s->ls[i].fd >= 0)
@@ -213,21 +231,27 @@ worker_main(struct sup *s, unsigned slot, struct gen *g, int wfd,
 	/*
 	 * Signals stay blocked through the setup, so the delivery threads
 	 * made there keep them blocked; ev_signal_start unblocks each in
-	 * this thread.
+	 * this thread.  The metrics go to this worker's slot of the
+	 * supervisor's region (kept by server_setup).
 	 */
+	srv.metrics_region = s->mr;
+	srv.metrics_index = slot;
 	if (server_setup_shared(&srv, g->cfg, loop, print, first, s->sh, slot,
 	    err, sizeof(err)) != 0) {
 		server_teardown(&srv);
 		worker_fail(wfd, err);
 	}
 	/*
-	 * PRIVILEGE DROP goes here: after server_setup_shared() (the
-	 * certificates and keys are read, the Maildir or capture directory
-	 * opened) and before the first accept.  The supervisor keeps the
-	 * privileges it started with, to bind new listeners and read the
-	 * key files again on reload; each worker drops its own.
+	 * The certificates and keys are read, the Maildir or capture
+	 * directory opened: drop root before the first accept.  The
+	 * supervisor keeps the privileges it started with, to bind new
+	 * listeners, and so a restarted worker or a new generation (a
+	 * reload) reads root-only keys again before its own drop.
 	 */
-	if (server_adopt(&srv, g->fds, err, sizeof(err)) != 0) {
+	if (privdrop(g->cfg, err, sizeof(err)) != 0 ||
+	    server_adopt(&srv, g->lcs, g->fds, g->nfds, err,
+	    sizeof(err)) != 0 ||
+	    metrics_http_adopt(&srv, g->metrics_fd, err, sizeof(err)) != 0) {
 		server_teardown(&srv);
 		worker_fail(wfd, err);
 	}
@@ -364,8 +388,9 @@ slot_reaped(struct sup *s, unsigned slot)
 	struct slot *sl = &s->slots[slot];
 
 	shared_slot_clear(s->sh, slot);
-	/* METRICS: clear the dead worker's metrics slot here, e.g.
-	 * metrics_slot_clear(region, slot), before a restart reuses it. */
+	/* Its sessions are gone: the gauges say so (the counters stay,
+	 * summed, and a restart in this slot counts on). */
+	metrics_slot_clear_gauges(metrics_slot(s->mr, slot));
 	if (sl->pipe >= 0)
 		close(sl->pipe);
 	sl->pipe = -1;
@@ -453,10 +478,13 @@ lsock_used(struct sup *s, int fd)
 	struct gen *g;
 	size_t j;
 
-	for (g = s->gens; g != NULL; g = g->next)
-		for (j = 0; j < g->cfg->nlisten; j++)
+	for (g = s->gens; g != NULL; g = g->next) {
+		if (g->metrics_fd == fd)
+			return true;
+		for (j = 0; j < g->nfds; j++)
 			if (g->fds[j] == fd)
 				return true;
+	}
 	return false;
 }
 
@@ -490,6 +518,7 @@ gen_free(struct sup *s, struct gen *g)
 			break;
 		}
 	free(g->fds);
+	free(g->lcs);
 	explicit_bzero(g->ticket_secret, sizeof(g->ticket_secret));
 	if (g->own != NULL) {
 		config_free(g->own);
@@ -528,7 +557,7 @@ gen_log_start(struct sup *s, struct gen *g)
 	char listen[LOG_LINE_MAX] = "";
 	size_t i, o = 0;
 
-	for (i = 0; i < g->cfg->nlisten && o < sizeof(listen); i++)
+	for (i = 0; i < g->nfds && o < sizeof(listen); i++)
 		o += (size_t)snprintf(listen + o, sizeof(listen) - o, "%s%s",
 		    i ? "," : "", lsock_bound(s, g->fds[i]));
 	server_log_start_as(g->cfg, listen, g->delivery,
@@ -536,26 +565,122 @@ gen_log_start(struct sup *s, struct gen *g)
 }
 
 /*
+ * The supervisor's socket for lc (metrics: the metrics_listen one): one
+ * it holds for the same text or for the address that text got bound to
+ * ("127.0.0.1:2525" for the port 0 that got 2525) and that g does not
+ * use yet (the same text twice is two listeners), else one systemd
+ * passed for that address, else one bound now.  The fd, or -1 with err.
+ */
+static int
+gen_sock(struct sup *s, struct gen *g, const struct listen_conf *lc,
+    bool metrics, char *err, size_t errlen)
+{
+	struct lsock *nl;
+	size_t j;
+
+	for (j = 0; j < s->nls; j++)
+		if (s->ls[j].metrics == metrics && s->ls[j].fd >= 0 &&
+		    (strcmp(s->ls[j].text, lc->text) == 0 ||
+		    strcmp(s->ls[j].bound, lc->text) == 0) &&
+		    !fd_in(g->fds, g->nfds, s->ls[j].fd))
+			return s->ls[j].fd;
+	nl = realloc(s->ls, (s->nls + 1) * sizeof(*nl));
+	if (nl == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	s->ls = nl;
+	memset(&nl[j], 0, sizeof(nl[j]));
+	snprintf(nl[j].text, sizeof(nl[j].text), "%s", lc->text);
+	nl[j].metrics = metrics;
+	nl[j].fd = metrics ? listener_socket(lc, "metrics_listen",
+	    nl[j].bound, sizeof(nl[j].bound), err, errlen) :
+	    listener_get(s->o->inherited, lc, nl[j].bound,
+	    sizeof(nl[j].bound), &nl[j].from_sd, err, errlen);
+	if (nl[j].fd < 0)
+		return -1;
+	s->nls++;
+	return nl[j].fd;
+}
+
+/*
+ * The sockets systemd passed that no listen key took: new ones become
+ * the supervisor's (with a warning, unless there is no listen key at
+ * all and they replace the default); the generation serves them all.
+ */
+static void
+gen_sd_extra(struct sup *s, struct gen *g)
+{
+	struct sd_listen *sl = s->o->inherited;
+	struct lsock *nl;
+	size_t i;
+
+	for (i = 0; sl != NULL && i < sl->n; i++) {
+		struct sd_socket *so = &sl->socks[i];
+
+		if (so->fd < 0)
+			continue;
+		nl = realloc(s->ls, (s->nls + 1) * sizeof(*nl));
+		if (nl == NULL)
+			break;	/* left in sl: closed at exit */
+		s->ls = nl;
+		nl += s->nls++;
+		memset(nl, 0, sizeof(*nl));
+		snprintf(nl->text, sizeof(nl->text), "%s", so->conf.text);
+		listener_format_addr(&so->conf.addr, nl->bound,
+		    sizeof(nl->bound));
+		nl->fd = so->fd;
+		nl->sd_conf = &so->conf;
+		nl->from_sd = true;
+		so->fd = -1;
+		/* The workers' accept loops must not block. */
+		if (fcntl(nl->fd, F_SETFL, fcntl(nl->fd, F_GETFL) |
+		    O_NONBLOCK) != 0)
+			log_msg(LOG_WARN, "listen_inherited", "%s: O_NONBLOCK: "
+			    "%s", nl->bound, strerror(errno));
+		log_msg(LOG_INFO, "listen_inherited", "%s: fd %d (name '%s') "
+		    "from systemd, not bound again", nl->bound, nl->fd,
+		    so->name);
+		if (!sd_listen_replaces_default(sl, g->cfg))
+			log_msg(LOG_WARN, "listen_unconfigured", "%s from "
+			    "systemd matches no listen key: serving it with "
+			    "the global settings", nl->text);
+	}
+	for (i = 0; i < s->nls; i++)
+		if (s->ls[i].sd_conf != NULL && s->ls[i].fd >= 0 &&
+		    !fd_in(g->fds, g->nfds, s->ls[i].fd)) {
+			g->lcs[g->nfds] = s->ls[i].sd_conf;
+			g->fds[g->nfds++] = s->ls[i].fd;
+		}
+}
+
+/*
  * A generation for cfg: the listening fds of its addresses, the ones the
- * supervisor holds for the same text reused, the others bound now.
+ * supervisor holds reused, the others taken from systemd or bound now.
  */
 static struct gen *
 gen_new(struct sup *s, const struct config *cfg, struct config *own,
     char *err, size_t errlen)
 {
+	struct sd_listen *sl = s->o->inherited;
 	struct gen *g;
-	struct lsock *nl;
-	size_t i, j;
+	size_t i, n;
+	int fd;
 
+	/* At most: every listen key, every socket systemd passed. */
+	n = cfg->nlisten + (sl != NULL ? sl->n : 0) + 1;
 	g = calloc(1, sizeof(*g));
-	if (g == NULL || (g->fds = calloc(cfg->nlisten ? cfg->nlisten : 1,
-	    sizeof(*g->fds))) == NULL) {
+	if (g == NULL || (g->fds = calloc(n, sizeof(*g->fds))) == NULL ||
+	    (g->lcs = calloc(n, sizeof(*g->lcs))) == NULL) {
+		if (g != NULL)
+			free(g->fds);
 		free(g);
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
 	g->cfg = cfg;
 	g->own = own;
+	g->metrics_fd = -1;
 	g->nworkers = config_workers(cfg);
 	g->id = ++s->gen_ids;
 	/* A reload makes new ticket keys, as before workers. */
@@ -563,46 +688,38 @@ gen_new(struct sup *s, const struct config *cfg, struct config *own,
 	    sizeof(g->ticket_secret)) {
 		snprintf(err, errlen, "getrandom: %s", strerror(errno));
 		free(g->fds);
+		free(g->lcs);
 		free(g);
 		return NULL;
 	}
-	for (i = 0; i < cfg->nlisten; i++) {
-		/*
-		 * Kept: the same text ("127.0.0.1:0" again), or the address
-		 * it was bound to ("127.0.0.1:2525" for the port 0 that got
-		 * 2525).  The same text twice is two listeners.
-		 */
-		for (j = 0; j < s->nls; j++)
-			if ((strcmp(s->ls[j].text, cfg->listen[i].text) == 0 ||
-			    strcmp(s->ls[j].bound, cfg->listen[i].text) == 0) &&
-			    !fd_in(g->fds, i, s->ls[j].fd))
-				break;
-		if (j == s->nls) {
-			nl = realloc(s->ls, (s->nls + 1) * sizeof(*nl));
-			if (nl == NULL) {
-				snprintf(err, errlen, "out of memory");
-				goto fail;
-			}
-			s->ls = nl;
-			memset(&nl[j], 0, sizeof(nl[j]));
-			snprintf(nl[j].text, sizeof(nl[j].text), "%s",
-			    cfg->listen[i].text);
-			if (listener_bind(&cfg->listen[i], &nl[j].fd,
-			    nl[j].bound, sizeof(nl[j].bound), err,
-			    errlen) != 0)
-				goto fail;
-			s->nls++;
-		}
-		g->fds[i] = s->ls[j].fd;
-	}
 	g->next = s->gens;
 	s->gens = g;
+	/* As root without user, no public address (before any bind);
+	 * the directories the user is to write made. */
+	if (privdrop_root_check(cfg, sl, err, errlen) != 0 ||
+	    privdrop_prepare(cfg, err, errlen) != 0)
+		goto fail;
+	for (i = 0; i < cfg->nlisten; i++) {
+		/* Sockets from systemd and no listen key: those alone. */
+		if (sd_listen_replaces_default(sl, cfg))
+			break;
+		fd = gen_sock(s, g, &cfg->listen[i], false, err, errlen);
+		if (fd < 0)
+			goto fail;
+		g->lcs[g->nfds] = &cfg->listen[i];
+		g->fds[g->nfds++] = fd;
+	}
+	gen_sd_extra(s, g);
+	if (cfg->metrics_on) {
+		g->metrics_fd = gen_sock(s, g, &cfg->metrics_listen, true, err,
+		    errlen);
+		if (g->metrics_fd < 0)
+			goto fail;
+	}
 	return g;
 fail:
 	/* Listeners bound for it and used by no one go again. */
 	g->own = NULL;
-	g->next = s->gens;
-	s->gens = g;
 	gen_free(s, g);
 	return NULL;
 }
@@ -724,6 +841,7 @@ stop(struct sup *s, int sig)
 	if (s->stopping)
 		return;
 	s->stopping = true;
+	sd_notify("STOPPING=1");
 	for (g = s->gens; g != NULL; g = g->next)
 		if (g->cfg->shutdown_grace > grace)
 			grace = g->cfg->shutdown_grace;
@@ -733,10 +851,13 @@ stop(struct sup *s, int sig)
 	/*
 	 * shutdown(2) on a listening socket stops it listening for every
 	 * process that shares it: new clients are refused from now on,
-	 * even by a worker that has not yet seen its SIGTERM.
+	 * even by a worker that has not yet seen its SIGTERM.  Not on a
+	 * socket systemd passed: that one is systemd's as well, and
+	 * must go on listening for the next start.
 	 */
 	for (i = 0; i < s->nls; i++) {
-		shutdown(s->ls[i].fd, SHUT_RD);
+		if (!s->ls[i].from_sd)
+			shutdown(s->ls[i].fd, SHUT_RD);
 		close(s->ls[i].fd);
 		s->ls[i].fd = -1;
 	}
@@ -789,15 +910,13 @@ wait_retired(struct sup *s, struct gen *old)
 }
 
 static void
-reload(struct sup *s)
+reload_gen(struct sup *s)
 {
 	struct gen *old = s->gens, *g;
 	struct config *nc;
 	char err[1024];
 	unsigned i, n, left = 0;
 
-	if (s->stopping)
-		return;
 	nc = calloc(1, sizeof(*nc));
 	if (nc == NULL) {
 		refuse("out of memory");
@@ -857,6 +976,29 @@ reload(struct sup *s)
 	    "their sessions", g->id, g->nworkers, left);
 	gens_gc(s);
 	lsock_gc(s);
+}
+
+/*
+ * SIGHUP.  systemd (Type=notify-reload) hears RELOADING=1 with the
+ * reload's start on CLOCK_MONOTONIC, then READY=1 once the new
+ * generation accepts, or once the reload was refused and the running
+ * generation goes on.
+ */
+static void
+reload(struct sup *s)
+{
+	struct timespec ts;
+	char state[80];
+
+	if (s->stopping)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	snprintf(state, sizeof(state), "RELOADING=1\nMONOTONIC_USEC=%llu",
+	    (unsigned long long)ts.tv_sec * 1000000ULL +
+	    (unsigned long long)ts.tv_nsec / 1000);
+	sd_notify(state);
+	reload_gen(s);
+	sd_notify("READY=1");
 }
 
 static int
@@ -984,12 +1126,15 @@ supervisor_run(const struct config *cfg, const struct supervisor_opts *o)
 	for (i = 0; i < SHARED_SLOTS; i++)
 		s->slots[i].pipe = -1;
 	/* Made before any fork: every worker, of every generation, maps
-	 * the same region.  METRICS: make the metrics region here too,
-	 * e.g. metrics_region_create(SHARED_SLOTS), one slot per worker
-	 * slot (srv->worker_slot). */
+	 * the same regions; the metrics have a slot per worker slot. */
 	s->sh = shared_create(err, sizeof(err));
 	if (s->sh == NULL)
 		goto fail;
+	s->mr = metrics_region_create(SHARED_SLOTS);
+	if (s->mr == NULL) {
+		snprintf(err, sizeof(err), "metrics: %s", strerror(errno));
+		goto fail;
+	}
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
@@ -1010,10 +1155,14 @@ supervisor_run(const struct config *cfg, const struct supervisor_opts *o)
 	    sizeof(err)) != 0)
 		goto fail;
 	gen_log_start(s, g);
-	/* Printed = every worker serves (docs/harness.md). */
-	for (i = 0; i < cfg->nlisten; i++)
+	/* Printed = every worker serves (docs/harness.md); the metrics
+	 * line first, as a harness reads up to the listening lines. */
+	if (g->metrics_fd >= 0)
+		printf("metrics %s\n", lsock_bound(s, g->metrics_fd));
+	for (i = 0; i < g->nfds; i++)
 		printf("listening %s\n", lsock_bound(s, g->fds[i]));
 	fflush(stdout);
+	sd_notify("READY=1");
 	run(s);
 	{
 		struct server_stats st;
@@ -1033,6 +1182,7 @@ fail:
 	if (s->sfd >= 0)
 		close(s->sfd);
 	shared_destroy(s->sh);
+	metrics_region_free(s->mr);
 	free(s);
 	the_sup = NULL;
 	if (rc != 0)

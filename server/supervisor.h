@@ -18,6 +18,8 @@
 
 #include "config.h"
 
+struct sd_listen;
+
 struct supervisor_opts {
 	/* A finished config as at start (defaults, file, flags), for
 	 * SIGHUP: 0, or -1 with "FILE:LINE: key: why" in err. */
@@ -25,6 +27,9 @@ struct supervisor_opts {
 		    size_t errlen);
 	void	*arg;
 	bool	 print_cert;	/* --print-cert-path, at the first start */
+	/* Sockets systemd passed (sd.h): served as listeners by every
+	 * generation; those not taken stay here (sd_listen_finish). */
+	struct sd_listen *inherited;
 };
 
 /*

@@ -50,6 +50,7 @@ class Mxd:
             argv, cwd=self.workdir, stdout=subprocess.PIPE,
             stderr=self._log, env=env)
         self.listening = []
+        self.metrics = None     # (host, port) of metrics_listen
         deadline = time.monotonic() + (60 if WRAPPER else 10)
         while True:
             line = self.proc.stdout.readline().decode()
@@ -57,6 +58,9 @@ class Mxd:
                 self._log.flush()
                 raise RuntimeError("mxd exited before listening: %s" %
                                    self.logpath.read_text())
+            m = re.match(r"metrics (\[?[^\]]*\]?):(\d+)$", line.strip())
+            if m:
+                self.metrics = (m.group(1).strip("[]"), int(m.group(2)))
             m = re.match(r"listening (\[?[^\]]*\]?):(\d+)$", line.strip())
             if m:
                 self.listening.append((m.group(1).strip("[]"),

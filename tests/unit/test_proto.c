@@ -16,7 +16,9 @@
  * In C:, R: and M: text, \r \n \t \\ \0 and \xHH are escapes.
  *
  * The transcript's decisions: recipients in a "!deny" domain are refused
- * (550 5.7.1); "!store fail|nospace" makes every message result fail.
+ * (550 5.7.1); "!store fail|nospace|unavailable|rejected" makes every
+ * message result fail so; "!rejected CODE ENH" answers every message
+ * with smtp_session_message_rejected().
  * Message ids are "id1", "id2", ... in each feeding.
  */
 #include <ctype.h>
@@ -139,6 +141,8 @@ struct transcript {
 	}			 hooks[8];
 	int			 nhooks;
 	int			 eom_code;	/* !eom: custom end of data */
+	int			 rej_code;	/* !rejected */
+	char			 rej_enh[16];
 	char			 eom_enh[16], eom_text[128];
 	int			 greet_code;	/* !greet: custom greeting */
 	char			 greet_enh[16], greet_text[128];
@@ -266,7 +270,10 @@ pump(struct run *r)
 				    (unsigned long long)ev.msg_size);
 			log_body(r);
 			snprintf(id, sizeof(id), "id%d", ++r->msgs);
-			if (r->t->eom_code != 0)
+			if (r->t->rej_code != 0)
+				smtp_session_message_rejected(r->s,
+				    r->t->rej_code, r->t->rej_enh);
+			else if (r->t->eom_code != 0)
 				smtp_session_reply_custom(r->s, r->t->eom_code,
 				    r->t->eom_enh, r->t->eom_text);
 			else
@@ -446,7 +453,15 @@ apply_setting(struct transcript *t, const char *key, const char *val)
 		snprintf(t->deny[t->ndeny++], sizeof(t->deny[0]), "%s", val);
 	else if (strcmp(key, "store") == 0)
 		t->store = strcmp(val, "nospace") == 0 ? SMTP_MSG_NOSPACE :
+		    strcmp(val, "unavailable") == 0 ? SMTP_MSG_UNAVAILABLE :
+		    strcmp(val, "rejected") == 0 ? SMTP_MSG_REJECTED :
 		    SMTP_MSG_TEMPFAIL;
+	else if (strcmp(key, "rejected") == 0) {
+		if (sscanf(val, "%d %15s", &t->rej_code, t->rej_enh) != 2) {
+			fprintf(stderr, "%s: bad !rejected\n", t->name);
+			exit(2);
+		}
+	}
 	else if (strcmp(key, "hostname") == 0) {
 		snprintf(t->hostname, sizeof(t->hostname), "%s", val);
 		t->cfg.hostname = t->hostname;
