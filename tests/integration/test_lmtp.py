@@ -419,7 +419,8 @@ def test_known_and_unknown_recipient_gets_451_and_known_has_it(
 
 
 def test_five_messages_over_one_downstream_connection(start_mxd, dovecot):
-    m = lmtp_mxd(start_mxd, "127.0.0.1:%d" % dovecot.port)
+    # The idle connections are each worker process's: one worker.
+    m = lmtp_mxd(start_mxd, "127.0.0.1:%d" % dovecot.port, "workers = 1\n")
     for i in range(5):
         assert send(m, ["alice@example.org", "bob@example.org"],
                     message(b"message %d\r\n" % i)) == {}
@@ -429,7 +430,9 @@ def test_five_messages_over_one_downstream_connection(start_mxd, dovecot):
 
 
 def sockets(m):
-    fds = pathlib.Path("/proc/%d/fd" % m.proc.pid)
+    """The sockets open in the (one) worker process."""
+    (worker,) = m.pids()[1:]
+    fds = pathlib.Path("/proc/%d/fd" % worker)
     n = 0
     for fd in fds.iterdir():
         try:
@@ -441,7 +444,7 @@ def sockets(m):
 
 def test_concurrent_senders_share_a_bounded_pool(start_mxd, dovecot):
     m = lmtp_mxd(start_mxd, "unix:%s" % dovecot.sock,
-                 "lmtp_connections = 2\n")
+                 "lmtp_connections = 2\nworkers = 1\n")
     errors = []
 
     def sender(k):
