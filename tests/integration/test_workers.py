@@ -21,6 +21,7 @@ import socket
 import ssl
 import threading
 import time
+import urllib.request
 
 import pytest
 
@@ -95,6 +96,27 @@ def sessions_on(m, kids, n):
             held += [greet(m) for _ in range(n)]
     assert sorted(set(session_pids(m).values())) == sorted(kids)
     return held
+
+
+def session(m):
+    """A new session: (client, its first reply)."""
+    c = m.client()
+    return c, c.reply()
+
+
+def greeted_soon(attempt, timeout=5):
+    """True once attempt(), a new session as (client, first reply), is
+    greeted with 220 within timeout: a count released takes a moment to
+    be seen."""
+    deadline = time.monotonic() + timeout
+    while True:
+        c, (code, _) = attempt()
+        c.close()
+        if code == 220:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
 
 
 def spread_sessions(m, n):
@@ -328,15 +350,7 @@ def test_max_connections_per_ip_is_global(start_mxd):
     c.close()
     held.pop().close()
     m.wait_log(r"disconnect reason=\S+ ")
-    deadline = time.monotonic() + 5
-    while True:
-        c = m.client()
-        code, _ = c.reply()
-        c.close()
-        if code == 220 or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
-    assert code == 220
+    assert greeted_soon(lambda: session(m))
     for c in held:
         c.close()
 
@@ -624,3 +638,82 @@ def test_sigterm_drains_50_sessions(start_mxd, workers):
     assert m.messages("tmp") == []
     assert re.search(r" shutdown msg=\"draining 50 sessions", m.log()), \
         m.log()
+
+
+# ---- with metrics, PROXY ---------------------------------------------------
+
+
+def metric(m, name):
+    """One unlabelled sample of a scrape of metrics_listen."""
+    with urllib.request.urlopen("http://%s:%d/metrics" % m.metrics,
+                                timeout=10) as r:
+        text = r.read().decode()
+    found = re.search(r"^%s (\S+)$" % name, text, re.M)
+    assert found, text
+    return float(found.group(1))
+
+
+def test_metrics_sum_the_workers_and_the_limit_is_one_cap(start_mxd):
+    m = start_mxd("--workers", "2", "--metrics-listen", "127.0.0.1:0",
+                  "-o", "max_connections=50",
+                  "-o", "max_connections_per_ip=0")
+    kids = wait_children(m, 2)
+    # Two sessions held open on each worker.
+    held = sessions_on(m, kids, 2)
+    # Whichever worker answers the scrape, it counts both.
+    for pid in kids:
+        with only(m, pid):
+            assert metric(m, "mxd_sessions_active") == 4
+            assert metric(m, "mxd_connections_total") == 4
+            # max_connections is one cap for all: once, not per worker.
+            assert metric(m, "mxd_sessions_limit") == 50
+    # A worker killed: its sessions are gone from the gauge, what it
+    # counted stays.
+    os.kill(kids[0], signal.SIGKILL)
+    wait_children(m, 2, other_than=[kids[0]])
+    assert metric(m, "mxd_sessions_active") == 2
+    assert metric(m, "mxd_connections_total") == 4
+    assert metric(m, "mxd_sessions_limit") == 50
+    for c in held:
+        c.close()
+
+
+def proxied_session(m, client):
+    """A session behind a PROXY v1 header naming client: (code, reply)."""
+    c = m.client()
+    c.send("PROXY TCP4 %s 127.0.0.1 40000 25\r\n" % client)
+    return c, c.reply()
+
+
+def test_proxy_per_address_limit_is_global(start_mxd):
+    """Behind a proxy every connection comes from the proxy: the limit
+    counts the address in the header, over both workers."""
+    m = start_mxd("--workers", "2", "-o", "proxy_protocol=v1",
+                  "-o", "proxy_trusted=127.0.0.0/8",
+                  "-o", "max_connections_per_ip=2")
+    kids = wait_children(m, 2)
+    held = []
+    for pid in kids:
+        with only(m, pid):
+            c, (code, _) = proxied_session(m, "192.0.2.9")
+            assert code == 220
+            held.append(c)
+    assert sorted(set(session_pids(m).values())) == sorted(kids)
+    # The third from 192.0.2.9, on either worker, is one too many.
+    for pid in kids:
+        with only(m, pid):
+            c, (code, lines) = proxied_session(m, "192.0.2.9")
+            assert code == 421 and "4.7.0" in lines[-1], lines
+            c.close()
+    # Another client behind the same proxy is not.
+    c, (code, _) = proxied_session(m, "192.0.2.10")
+    assert code == 220
+    c.close()
+    assert len(re.findall(r" connect client=192\.0\.2\.9:40000 .* "
+                          r"refused=too_many_connections_ip pid=\d+$",
+                          m.log(), re.M)) == 2, m.log()
+    # One ends: its count is released once, and one more gets in.
+    held.pop().close()
+    assert greeted_soon(lambda: proxied_session(m, "192.0.2.9"))
+    for c in held:
+        c.close()
