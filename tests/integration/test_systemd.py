@@ -224,15 +224,16 @@ def free_port():
         return s.getsockname()[1]
 
 
-def test_systemd_socket_activate_serves_the_passed_socket(tmp_path, procs):
-    """systemd's own tool binds, waits for the first client, then execs
-    mxd with the socket as fd 3; mxd binds nothing itself."""
+def socket_activate(tmp_path, procs, *args):
+    """mxd under systemd's own tool, which binds a free port, waits for
+    the first client, then execs mxd with the socket as fd 3; (p, port)
+    once that first client's message went through."""
     tool = shutil.which("systemd-socket-activate")
     assert tool, "systemd-socket-activate (package systemd) is missing"
     for attempt in range(5):
         port = free_port()
         p = launch([tool, "-l", "127.0.0.1:%d" % port, "--fdname=smtp"] +
-                   mxd_argv("-m", str(tmp_path / "mail")),
+                   mxd_argv("-m", str(tmp_path / "mail"), *args),
                    str(tmp_path / "mxd.log"), str(tmp_path))
         procs.append(p)
         deadline = time.monotonic() + 10
@@ -243,6 +244,12 @@ def test_systemd_socket_activate_serves_the_passed_socket(tmp_path, procs):
             break
     # The first connection waits in the backlog until mxd runs.
     send_message("127.0.0.1", port, "activated")
+    return p, port
+
+
+def test_systemd_socket_activate_serves_the_passed_socket(tmp_path, procs):
+    """mxd binds nothing itself."""
+    p, port = socket_activate(tmp_path, procs)
     assert p.listening() == [("127.0.0.1", port)]
     assert wait_files(tmp_path / "mail" / "new")
     log = p.log()
@@ -414,7 +421,8 @@ def ids(pid):
                                          re.M).group(1).split()]
         gid = [int(x) for x in re.search(r"^Gid:\s+(.*)$", status,
                                          re.M).group(1).split()]
-        groups = re.search(r"^Groups:\s*(.*)$", status, re.M).group(1)
+        # (An empty Groups line, root's: not the next line's text.)
+        groups = re.search(r"^Groups:[ \t]*(.*)$", status, re.M).group(1)
         out.append((uid, gid, sorted(int(g) for g in groups.split())))
     return out
 
@@ -429,8 +437,9 @@ def world_dir():
     shutil.rmtree(d)
 
 
-@as_root
-def test_drop_to_nobody_after_reading_a_root_only_key(world_dir, procs):
+def nobody_setup(world_dir, workers="2"):
+    """A config for user = nobody with a certificate whose key only root
+    may read (a 0700 directory, a 0600 key); (conf, cert, key, mail)."""
     nobody = pwd.getpwnam("nobody")
     keys = world_dir / "keys"
     keys.mkdir(mode=0o700)
@@ -439,11 +448,20 @@ def test_drop_to_nobody_after_reading_a_root_only_key(world_dir, procs):
     mail = world_dir / "mail"
     mail.mkdir()
     os.chown(mail, nobody.pw_uid, nobody.pw_gid)
-    data = world_dir / "data"
     conf = world_dir / "mxd.conf"
-    conf.write_text("user = nobody\nlisten = 127.0.0.1:0\n"
+    conf.write_text("user = nobody\nlisten = 127.0.0.1:0\n%s"
                     "maildir = %s\ndata_dir = %s\ntls_cert = %s\n"
-                    "tls_key = %s\n" % (mail, data, cert, key))
+                    "tls_key = %s\n" % (
+                        "workers = %s\n" % workers if workers else "",
+                        mail, world_dir / "data", cert, key))
+    return conf, cert, key, mail
+
+
+@as_root
+def test_drop_to_nobody_after_reading_a_root_only_key(world_dir, procs):
+    nobody = pwd.getpwnam("nobody")
+    conf, cert, key, mail = nobody_setup(world_dir, workers=None)
+    data = world_dir / "data"
     p = launch(mxd_argv("-c", str(conf)), str(world_dir / "mxd.log"),
                str(world_dir))
     procs.append(p)
@@ -613,3 +631,139 @@ def test_unit_files_verify(tmp_path):
                             str(tmp_path / "mxd.socket")],
                            capture_output=True, text=True, timeout=TIMEOUT)
         assert r.returncode == 0 and r.stderr == "" and r.stdout == "", r
+
+
+# ---- with worker processes ------------------------------------------------------
+
+
+def connect_pids(log):
+    """The worker pid of each connect line, in order."""
+    return [int(x) for x in re.findall(r" connect client=\S+ listener=\S+ "
+                                       r"(?:\S+ )*pid=(\d+)$", log, re.M)]
+
+
+def served_by_each(p, host, port, subject="pinned", tls_cafile=None):
+    """A message through each worker in turn (the others stopped with
+    SIGSTOP meanwhile); the pids that served them, and the peer
+    certificates seen."""
+    kids = serving_pids(p.pid)
+    assert len(kids) == 2 and p.pid not in kids, kids
+    peers = []
+    for pid in kids:
+        others = [k for k in kids if k != pid]
+        for k in others:
+            os.kill(k, signal.SIGSTOP)
+        try:
+            peers.append(send_message(host, port, subject, tls_cafile))
+        finally:
+            for k in others:
+                os.kill(k, signal.SIGCONT)
+    return kids, connect_pids(p.log())[-2:], peers
+
+
+def wait_new_workers(p, old, n=2):
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        kids = serving_pids(p.pid)
+        if len(kids) == n and p.pid not in kids and not set(kids) & set(old):
+            return kids
+        time.sleep(0.02)
+    raise AssertionError("no %d new workers besides %s:\n%s" % (
+        n, old, p.log()))
+
+
+def test_socket_activation_is_served_by_every_worker(tmp_path, procs):
+    p, port = socket_activate(tmp_path, procs, "--workers", "2")
+    assert p.listening() == [("127.0.0.1", port)]
+    kids, pids, _ = served_by_each(p, "127.0.0.1", port)
+    assert pids == kids, (pids, kids, p.log())
+    assert len(wait_files(tmp_path / "mail" / "new", 3)) == 3
+    log = p.log()
+    assert "fd 3 (name 'smtp') from systemd, not bound again" in log, log
+    assert re.search(r" supervisor msg=\"pid %d, 2 workers\"" % p.pid, log)
+    # A reload's generation serves the same inherited socket.
+    os.kill(p.pid, signal.SIGHUP)
+    deadline = time.monotonic() + TIMEOUT
+    while " reload msg=" not in p.log():
+        assert time.monotonic() < deadline, p.log()
+        time.sleep(0.02)
+    wait_new_workers(p, kids)
+    send_message("127.0.0.1", port, "after the reload")
+    assert len(wait_files(tmp_path / "mail" / "new", 4)) == 4
+    assert p.stop() == 0
+
+
+def start_as_nobody(world_dir, procs):
+    """mxd with two workers as nobody (nobody_setup); (p, (host, port),
+    cert, key, mail) once it listens."""
+    conf, cert, key, mail = nobody_setup(world_dir)
+    p = launch(mxd_argv("-c", str(conf)), str(world_dir / "mxd.log"),
+               str(world_dir))
+    procs.append(p)
+    return p, p.listening()[0], cert, key, mail
+
+
+def assert_nobody(pids):
+    nobody = pwd.getpwnam("nobody")
+    for pid in pids:
+        for uid, gid, _ in ids(pid):
+            assert uid == [nobody.pw_uid] * 4, (pid, uid)
+            assert gid == [nobody.pw_gid] * 4, (pid, gid)
+
+
+@as_root
+def test_every_worker_drops_root_and_so_does_a_restarted_one(world_dir,
+                                                             procs):
+    p, (host, port), cert, key, mail = start_as_nobody(world_dir, procs)
+    kids = serving_pids(p.pid)
+    assert len(kids) == 2 and p.pid not in kids, kids
+    assert_nobody(kids)
+    # The supervisor stays root, to fork workers that read the key.
+    assert ids(p.pid)[0][0] == [0] * 4
+    assert len(re.findall(r" privileges msg=\"dropped root: now user "
+                          r"nobody ", p.log())) == 2, p.log()
+    # Killed: the new worker read the root-only key, then dropped.
+    os.kill(kids[0], signal.SIGKILL)
+    new = wait_new_workers(p, [kids[0]])
+    (fresh,) = set(new) - set(kids)
+    # Serving once it logged its own drop (the third).
+    deadline = time.monotonic() + TIMEOUT
+    while len(re.findall(r" privileges msg=\"dropped root", p.log())) < 3:
+        assert time.monotonic() < deadline, p.log()
+        time.sleep(0.02)
+    assert_nobody([fresh])
+    _, pids, peers = served_by_each(p, host, port, tls_cafile=cert)
+    assert fresh in pids, (fresh, pids)
+    assert peers == [cert_der(cert)] * 2
+    assert len(wait_files(mail / "new", 2)) == 2
+    assert p.stop() == 0
+
+
+@as_root
+def test_sighup_loads_a_new_root_only_key_after_the_drop(world_dir, procs):
+    p, (host, port), cert, key, mail = start_as_nobody(world_dir, procs)
+    old = serving_pids(p.pid)
+    assert_nobody(old)
+    first = cert_der(cert)
+    assert send_message(host, port, "before", tls_cafile=cert) == first
+    # A new pair in place of the old, the key again root's alone.
+    cert2, key2 = make_cert(world_dir / "keys", "mx.test", kind="ec",
+                            stem="renewed")
+    os.chmod(key2, 0o600)
+    assert os.stat(key2).st_uid == 0
+    os.replace(cert2, cert)
+    os.replace(key2, key)
+    second = cert_der(cert)
+    assert second != first
+    os.kill(p.pid, signal.SIGHUP)
+    deadline = time.monotonic() + TIMEOUT
+    while " reload msg=" not in p.log():
+        assert " reload_failed " not in p.log(), p.log()
+        assert time.monotonic() < deadline, p.log()
+        time.sleep(0.02)
+    new = wait_new_workers(p, old)
+    assert_nobody(new)
+    _, pids, peers = served_by_each(p, host, port, tls_cafile=cert)
+    assert sorted(pids) == sorted(new)
+    assert peers == [second] * 2, "the old certificate after the reload"
+    assert p.stop() == 0
