@@ -218,11 +218,12 @@ on_reply(struct sess *s, int code)
 			fail(s, "send");
 		return;
 	case S_MAIL:
-		s->step = S_RCPT;
-		s->rcpts = o.rcpts;
-		/* FALLTHROUGH */
 	case S_RCPT:
-		if (s->step == S_RCPT && s->rcpts == 0) {
+		if (s->step == S_MAIL) {
+			s->step = S_RCPT;
+			s->rcpts = o.rcpts;
+		}
+		if (s->rcpts == 0) {
 			s->step = S_DATA;
 			if (send_cmd(s, "DATA\r\n") < 0)
 				fail(s, "send");
