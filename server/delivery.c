@@ -17,6 +17,7 @@
 
 #include "config.h"
 #include "delivery_int.h"
+#include "log.h"
 
 struct delivery *
 delivery_create(const struct config *cfg, struct worker_pool *pool,
@@ -61,10 +62,21 @@ fail:
 void
 delivery_destroy(struct delivery *d)
 {
+	struct logline l;
+
 	if (d == NULL)
 		return;
 	if (d->be->destroy != NULL)
 		d->be->destroy(d);
+	if (d->batches > 0) {
+		/* How well group commit grouped (docs/performance.md). */
+		log_begin(&l, LOG_INFO, NULL, "group_commit");
+		log_uint(&l, "batches", d->batches);
+		log_uint(&l, "messages", d->batched);
+		log_end(&l);
+	}
+	free(d->ready);
+	free(d->batch.v);
 	free(d);
 }
 
@@ -461,11 +473,15 @@ job_run(struct job *j)
 			t->size += t->len;
 			t->len = 0;
 		}
-		if (t->err == 0 && t->kind == JOB_COMMIT && be->commit != NULL)
+		/* With group commit, the batch does the rest (batch_run). */
+		if (t->err == 0 && t->kind == JOB_COMMIT &&
+		    be->commit_batch == NULL && be->commit != NULL)
 			t->err = be->commit(t);
 		if (t->err != 0)
 			be->discard(t);
 		break;
+	case JOB_BATCHED:
+		break;		/* never submitted as a job of its own */
 	case JOB_DISCARD:
 		be->discard(t);
 		break;
@@ -494,15 +510,17 @@ holds_something(const struct delivery_txn *t)
 	return t->fd >= 0 || t->tmp_path != NULL || t->be_txn != NULL;
 }
 
-static void
-job_done(struct job *j)
-{
-	struct delivery_txn *t = (struct delivery_txn *)j;
+static void batch_start(struct delivery *d);
 
+/* The end of a transaction's job (or of its part in a batch). */
+static void
+txn_done(struct delivery_txn *t)
+{
 	t->busy = false;
 	if (t->orphan) {
-		if (t->kind == JOB_FLUSH && holds_something(t)) {
-			/* Aborted during a flush: remove the partial file. */
+		if ((t->kind == JOB_FLUSH || (t->kind == JOB_COMMIT &&
+		    t->d->be->commit_batch != NULL)) && holds_something(t)) {
+			/* Aborted while its file was written: remove it. */
 			t->kind = JOB_DISCARD;
 			t->busy = true;
 			worker_submit(t->d->pool, &t->job);
@@ -513,6 +531,90 @@ job_done(struct job *j)
 	}
 	if (t->cb != NULL)
 		t->cb(t->cb_arg, result_of(t));
+}
+
+static void
+job_done(struct job *j)
+{
+	struct delivery_txn *t = (struct delivery_txn *)j;
+	struct delivery *d = t->d;
+	struct delivery_txn **v;
+	unsigned cap;
+
+	if (t->kind == JOB_COMMIT && d->be->commit_batch != NULL &&
+	    t->err == 0 && !t->orphan) {
+		/* Written: wait for the next batch, still busy. */
+		if (d->nready == d->ready_cap) {
+			cap = d->ready_cap ? d->ready_cap * 2 : 64;
+			v = realloc(d->ready, cap * sizeof(*v));
+			if (v == NULL) {
+				t->err = ENOMEM;
+				d->be->discard(t);	/* unlink: rare */
+				txn_done(t);
+				return;
+			}
+			d->ready = v;
+			d->ready_cap = cap;
+		}
+		t->kind = JOB_BATCHED;
+		d->ready[d->nready++] = t;
+		if (!d->batch_busy)
+			batch_start(d);
+		return;
+	}
+	txn_done(t);
+}
+
+static void
+batch_run(struct job *j)
+{
+	struct delivery_batch *b = (struct delivery_batch *)j;
+
+	b->d->be->commit_batch(b->v, b->n);
+}
+
+static void
+batch_done(struct job *j)
+{
+	struct delivery_batch *b = (struct delivery_batch *)j;
+	struct delivery *d = b->d;
+	unsigned i;
+
+	d->batch_busy = false;
+	d->batches++;
+	d->batched += b->n;
+	for (i = 0; i < b->n; i++)
+		txn_done(b->v[i]);
+	b->n = 0;
+	/* Whatever was written while this batch ran. */
+	if (d->nready > 0)
+		batch_start(d);
+}
+
+/*
+ * Everything waiting becomes the batch: the two arrays trade places,
+ * so no copy and, once they have grown, no allocation.
+ */
+static void
+batch_start(struct delivery *d)
+{
+	struct delivery_batch *b = &d->batch;
+	struct delivery_txn **v = b->v;
+	unsigned cap = b->cap;
+
+	if (b->n != 0)
+		abort();
+	b->v = d->ready;
+	b->cap = d->ready_cap;
+	b->n = d->nready;
+	d->ready = v;
+	d->ready_cap = cap;
+	d->nready = 0;
+	b->d = d;
+	b->job.run = batch_run;
+	b->job.done = batch_done;
+	d->batch_busy = true;
+	worker_submit(d->pool, &b->job);
 }
 
 static void

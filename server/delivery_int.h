@@ -39,9 +39,29 @@ struct delivery_backend {
 			    size_t n);
 	/* Worker: make it durable and visible.  NULL: nothing to do. */
 	int		(*commit)(struct delivery_txn *t);
+	/*
+	 * Worker, instead of commit (group commit): make v[0..n) durable
+	 * and visible together, setting each one's err (0: durable), and
+	 * discarding each that failed.  The whole body of each has been
+	 * written (write() above) when a batch starts.
+	 */
+	void		(*commit_batch)(struct delivery_txn **v, unsigned n);
 	/* Worker or loop: remove whatever a failed or dropped txn left. */
 	void		(*discard)(struct delivery_txn *t);
 	void		(*destroy)(struct delivery *d);
+};
+
+/*
+ * Group commit: messages whose bodies are written wait in `ready`; one
+ * batch at a time runs commit_batch() in a worker, and when it ends the
+ * messages that came meanwhile form the next one.  No timer: a batch
+ * holds whatever waited when the previous one finished.
+ */
+struct delivery_batch {
+	struct job		 job;		/* first: the worker's handle */
+	struct delivery		*d;
+	struct delivery_txn	**v;
+	unsigned		 n, cap;
 };
 
 struct delivery {
@@ -50,9 +70,15 @@ struct delivery {
 	const struct config		*cfg;
 	char				 describe[300];
 	void				*be_data;	/* backend's own */
+	struct delivery_batch		 batch;		/* in flight */
+	bool				 batch_busy;
+	struct delivery_txn		**ready;	/* waiting for it */
+	unsigned			 nready, ready_cap;
+	/* Statistics: batches committed, messages in them. */
+	unsigned long long		 batches, batched;
 };
 
-enum job_kind { JOB_FLUSH, JOB_COMMIT, JOB_DISCARD };
+enum job_kind { JOB_FLUSH, JOB_COMMIT, JOB_BATCHED, JOB_DISCARD };
 
 struct delivery_txn {
 	struct job		 job;		/* first: the worker's handle */

@@ -4,7 +4,9 @@
  * A message is written to tmp/NAME, fsynced and closed, then renamed to
  * new/NAME (or, for several target Maildirs, linked into each new/ and
  * unlinked from tmp/), and each new/ directory is fsynced, all before the
- * commit reports success.  A reader (an IMAP server) looks only in new/
+ * commit reports success.  Messages are committed in batches (group
+ * commit, maildir_commit_batch()): one directory fsync covers the
+ * renames of every message in the batch.  A reader (an IMAP server) looks only in new/
  * and cur/, so a crash at any step leaves at most a file in tmp/, which
  * readers ignore.  Any failure after a link rolls the links back, so a
  * 4xx never leaves a copy that the client's retry would duplicate.
@@ -315,21 +317,40 @@ delivery_fsync_dir(const char *path)
 	return e;
 }
 
-static int
-maildir_commit(struct delivery_txn *t)
+static void maildir_discard(struct delivery_txn *t);
+
+static bool
+target_of(const struct delivery_txn *t, const char *dir)
+{
+	unsigned i;
+
+	for (i = 0; i < t->ntargets; i++)
+		if (strcmp(t->targets[i], dir) == 0)
+			return true;
+	return false;
+}
+
+/* Roll back what publish() linked: not acknowledged, so not visible. */
+static void
+unpublish(struct delivery_txn *t, unsigned linked)
 {
 	char path[PATH_MAX];
-	unsigned i, linked = 0;
-	int e = 0;
+	unsigned i;
 
-	if (fsync(t->fd) != 0) {
-		e = errno;
-		goto fail;
+	for (i = 0; i < linked; i++) {
+		snprintf(path, sizeof(path), "%s/new/%s", t->targets[i],
+		    t->name);
+		unlink(path);
 	}
-	e = close(t->fd) != 0 ? errno : 0;
-	t->fd = -1;
-	if (e != 0)
-		goto fail;
+}
+
+/* tmp/NAME into each target's new/: 0 or an errno value. */
+static int
+publish(struct delivery_txn *t)
+{
+	char path[PATH_MAX];
+	unsigned i;
+	int e;
 
 	for (i = 0; i < t->ntargets; i++) {
 		snprintf(path, sizeof(path), "%s/new/%s", t->targets[i],
@@ -337,30 +358,84 @@ maildir_commit(struct delivery_txn *t)
 		if (t->ntargets == 1 ? rename(t->tmp_path, path) != 0 :
 		    link(t->tmp_path, path) != 0) {
 			e = errno;
-			goto rollback;
+			unpublish(t, i);
+			return e;
 		}
-		linked++;
 	}
 	if (t->ntargets > 1)
 		unlink(t->tmp_path);
 	free(t->tmp_path);
 	t->tmp_path = NULL;
-	for (i = 0; i < t->ntargets; i++) {
-		snprintf(path, sizeof(path), "%s/new", t->targets[i]);
-		if ((e = delivery_fsync_dir(path)) != 0)
-			goto rollback;
-	}
 	return 0;
+}
 
-rollback:
-	/* Not acknowledged, so not visible: a retry must not duplicate. */
-	for (i = 0; i < linked; i++) {
-		snprintf(path, sizeof(path), "%s/new/%s", t->targets[i],
-		    t->name);
-		unlink(path);
+/*
+ * Group commit (delivery_int.h), in four steps, each over the whole
+ * batch:
+ *
+ *  1. syncfs(2) on the file system of the first file: the data of all
+ *     the files, and the journal commit carrying their metadata, in one
+ *     flush (measured on ext4: one fsync per file, even on parallel
+ *     threads or after sync_file_range, costs a journal commit each,
+ *     2-10 times slower; docs/performance.md);
+ *  2. fsync each file: after (1) a cheap call that reports the file's
+ *     own write-back errors, and does the whole work for a file on
+ *     another file system (a Maildir template can span several);
+ *  3. rename each into new/ (or link it into each target's new/);
+ *  4. fsync each distinct new/ directory once: one flush for all the
+ *     renames of the batch.
+ *
+ * A message counts as durable only after its own fsync (2) and the fsync
+ * of every directory it was linked into (4), both after its rename (3);
+ * any failure undoes its links and removes its file.
+ */
+static void
+maildir_commit_batch(struct delivery_txn **v, unsigned n)
+{
+	char path[PATH_MAX];
+	unsigned i, j, k;
+	int e;
+
+	/* Its errors are not trusted: each file's fsync reports its own. */
+	if (n > 1)
+		(void)syncfs(v[0]->fd);
+	for (i = 0; i < n; i++) {
+		struct delivery_txn *t = v[i];
+
+		t->err = fsync(t->fd) != 0 ? errno : 0;
+		if (close(t->fd) != 0 && t->err == 0)
+			t->err = errno;
+		t->fd = -1;
+		if (t->err == 0)
+			t->err = publish(t);
 	}
-fail:
-	return e;
+	/* Each directory once: the first message that names it syncs it. */
+	for (i = 0; i < n; i++) {
+		for (k = 0; v[i]->err == 0 && k < v[i]->ntargets; k++) {
+			const char *dir = v[i]->targets[k];
+			bool seen = false;
+
+			for (j = 0; j < i && !seen; j++)
+				seen = v[j]->err == 0 &&
+				    target_of(v[j], dir);
+			for (j = 0; j < k && !seen; j++)
+				seen = strcmp(v[i]->targets[j], dir) == 0;
+			if (seen)
+				continue;
+			snprintf(path, sizeof(path), "%s/new", dir);
+			if ((e = delivery_fsync_dir(path)) == 0)
+				continue;
+			/* Every message linked there is not durable. */
+			for (j = i; j < n; j++)
+				if (v[j]->err == 0 && target_of(v[j], dir)) {
+					unpublish(v[j], v[j]->ntargets);
+					v[j]->err = e;
+				}
+		}
+	}
+	for (i = 0; i < n; i++)
+		if (v[i]->err != 0)
+			maildir_discard(v[i]);
 }
 
 static void
@@ -382,7 +457,7 @@ const struct delivery_backend delivery_maildir = {
 	.lf_only = true,
 	.trace_headers = true,
 	.write = maildir_write,
-	.commit = maildir_commit,
+	.commit_batch = maildir_commit_batch,
 	.discard = maildir_discard,
 	.destroy = maildir_destroy,
 };
