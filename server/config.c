@@ -68,8 +68,8 @@ static const struct key keys[] = {
 	{ "maildir", K_PATH, OFF(maildir), 0, 0,
 	    "Maildir path; %d domain, %l local part (default ./mail)" },
 	{ "delivery", K_DELIVERY, OFF(delivery), 0, 0,
-	    "maildir | capture | lmtp:unix:PATH | lmtp:ADDR:PORT: where "
-	    "messages go (default maildir)" },
+	    "maildir | capture | discard | lmtp:unix:PATH | lmtp:ADDR:PORT: "
+	    "where messages go (default maildir)" },
 	{ "capture_dir", K_PATH, OFF(capture_dir), 0, 0,
 	    "directory for ID.eml and ID.json (delivery = capture)" },
 	{ "lmtp_timeout", K_DURATION, OFF(lmtp_timeout), 1, 3600,
@@ -485,8 +485,9 @@ config_set(struct config *c, enum config_src src, const char *name,
 	static const char *const formats[] = { "logfmt", "json", NULL };
 	static const char *const versions[] = { "TLSv1.0", "TLSv1.1",
 	    "TLSv1.2", "TLSv1.3", NULL };
+	/* In the order of enum config_delivery. */
 	static const char *const deliveries[] = { "maildir", "capture",
-	    NULL };
+	    "discard", NULL };
 	const struct key *k = NULL;
 	unsigned long long u;
 	char *base = (char *)c;

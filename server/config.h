@@ -42,6 +42,7 @@ struct listen_conf {
 enum config_delivery {
 	CONFIG_DELIVERY_MAILDIR = 0,
 	CONFIG_DELIVERY_CAPTURE,	/* ID.eml + ID.json, for harnesses */
+	CONFIG_DELIVERY_DISCARD,	/* read, count, drop: benchmarks */
 	CONFIG_DELIVERY_CALLBACK,	/* libmxd's message callback; no key */
 	CONFIG_DELIVERY_LMTP,		/* lmtp:unix:PATH, lmtp:ADDR:PORT */
 };

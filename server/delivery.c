@@ -48,6 +48,11 @@ delivery_create(const struct config *cfg, struct worker_pool *pool,
 		if (lmtp_setup(d, err, errlen) != 0)
 			goto fail;
 		break;
+	case CONFIG_DELIVERY_DISCARD:
+		d->be = &delivery_discard;
+		snprintf(d->describe, sizeof(d->describe),
+		    "discard (not stored)");
+		break;
 	case CONFIG_DELIVERY_CALLBACK:
 		d->be = &delivery_callback;
 		snprintf(d->describe, sizeof(d->describe), "callback");
@@ -234,6 +239,23 @@ const struct delivery_backend delivery_callback = {
 	.discard = nothing,
 };
 
+/*
+ * delivery = discard: the body is counted and dropped as it comes, and
+ * the commit needs no worker (delivery_discards()).  For benchmarks and
+ * harnesses: nothing is kept, and the 250 says so.
+ */
+const struct delivery_backend delivery_discard = {
+	.name = "discard",
+	.drop_body = true,
+	.discard = nothing,
+};
+
+bool
+delivery_discards(const struct delivery *d)
+{
+	return d->be->drop_body;
+}
+
 static int
 reserve(struct delivery_txn *t, size_t n)
 {
@@ -413,6 +435,10 @@ delivery_txn_write(struct delivery_txn *t, const char *p, size_t n)
 	const char *end = p + n, *cr;
 	char *o;
 
+	if (t->d->be->drop_body) {
+		t->size += n;
+		return 0;
+	}
 	if (reserve(t, n + 1) != 0)
 		return -1;
 	if (!t->d->be->lf_only) {

@@ -26,6 +26,8 @@ struct delivery_backend {
 	const char	*name;
 	/* Store LF line ends (Maildir's convention) instead of CRLF. */
 	bool		 lf_only;
+	/* Count the body and drop it (delivery = discard). */
+	bool		 drop_body;
 	/* Put the Return-Path/Received block before the body. */
 	bool		 trace_headers;
 	/* ... but no Return-Path: the final delivery adds it (LMTP). */
@@ -139,6 +141,7 @@ extern const struct delivery_backend delivery_lmtp;
 int	lmtp_setup(struct delivery *d, char *err, size_t errlen);
 /* libmxd's message callback: the body in memory, handed over by conn.c. */
 extern const struct delivery_backend delivery_callback;
+extern const struct delivery_backend delivery_discard;
 /* mkdir -p, mode 0700 for what it creates: 0 or an errno value. */
 int	delivery_mkdirs(const char *path);
 int	delivery_mkdirs_owned(const char *path, uid_t uid, gid_t gid);
