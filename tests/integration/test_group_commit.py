@@ -1,0 +1,181 @@
+"""Group commit and delivery = discard (docs/mxd.conf.5, docs/performance.md).
+
+With group commit, messages whose bodies are written wait for the batch
+in flight, then are made durable together.  These tests check what that
+must never change: every message that got a 250 is in new/, whole and
+byte-exact, with many sessions sending at once; and that batching does
+happen (the group_commit line at shutdown counts fewer batches than
+messages).  test_durability.py traces the system calls of concurrent
+messages to show the order: fsync, rename, directory fsync, then 250.
+
+delivery = discard reads and counts each message and keeps nothing: the
+250 says "(discarded)" after the queue id, and nothing is written.
+"""
+
+import random
+import re
+import smtplib
+import threading
+
+from test_durability import HELO, HOST, QUEUED, SENDER, check_stored, \
+    file_for, files, make_message
+
+RCPT = "bob@example.test"
+SMTPLIB_QUEUED = re.compile(r"^2\.0\.0 Ok: queued as (\S+)$")
+
+
+def send_all(port, msgs, results, errors):
+    """One smtplib session sending msgs [(token, wire)] in turn; records
+    queue id -> token for each 250."""
+    try:
+        s = smtplib.SMTP("127.0.0.1", port, local_hostname=HELO,
+                         timeout=60)
+        s.ehlo()
+        for token, wire in msgs:
+            s.mail(SENDER)
+            code, _ = s.rcpt(RCPT)
+            assert code == 250
+            # smtplib dot-stuffs and adds the terminator itself: give it
+            # the message unstuffed.
+            code, text = s.data(wire)
+            m = SMTPLIB_QUEUED.match(text.decode())
+            assert code == 250 and m, (code, text)
+            results[m.group(1)] = token
+        s.quit()
+    except Exception as e:      # reported by the test's thread
+        errors.append(e)
+
+
+def test_fifty_concurrent_sessions_every_250_is_stored(start_mxd):
+    m = start_mxd("-H", HOST)
+    rng = random.Random(50)
+    nsessions, per_session = 50, 4
+    stored, work = {}, []
+    for k in range(nsessions):
+        msgs = []
+        for i in range(per_session):
+            token = "gc-s%d-m%d" % (k, i)
+            size = rng.choice([300, 1024, 5000, 100 * 1024])
+            wire, body = make_message(rng, size, token)
+            # smtplib wants it unstuffed, with CRLF ends.
+            plain = body.replace(b"\n", b"\r\n")
+            stored[token] = body
+            msgs.append((token, plain))
+        work.append(msgs)
+    results, errors = {}, []
+    threads = [threading.Thread(target=send_all,
+                                args=(m.port, w, results, errors))
+               for w in work]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+        assert not t.is_alive()
+    assert not errors, errors[:3]
+    assert len(results) == nsessions * per_session
+    for qid, token in results.items():
+        f = file_for(m.maildir, qid)
+        assert f is not None, "acknowledged %s is not in new/" % qid
+        check_stored(f.read_bytes(), stored[token], qid)
+    assert len(files(m.maildir, "new")) == nsessions * per_session
+    assert files(m.maildir, "tmp") == []
+    assert m.stop() == 0
+    b = re.search(r" group_commit batches=(\d+) messages=(\d+)$", m.logpath.read_text(),
+                  re.M)
+    assert b, m.logpath.read_text()[-2000:]
+    batches, messages = int(b.group(1)), int(b.group(2))
+    assert messages == nsessions * per_session
+    # 50 sessions at once: some batch must have held more than one.
+    assert batches < messages, (batches, messages)
+
+
+def test_one_session_batches_of_one(start_mxd):
+    """Alone, each message is its own batch, and nothing waits for a
+    timer: twenty messages in a row each get their 250."""
+    m = start_mxd("-H", HOST)
+    rng = random.Random(1)
+    c = m.client()
+    c.expect(220)
+    c.cmd("EHLO %s" % HELO)
+    for i in range(20):
+        wire, body = make_message(rng, 2000, "one%d" % i)
+        assert c.cmd("MAIL FROM:<%s>" % SENDER)[0] == 250
+        assert c.cmd("RCPT TO:<%s>" % RCPT)[0] == 250
+        assert c.cmd("DATA")[0] == 354
+        c.send(wire + b".\r\n")
+        code, lines = c.reply()
+        qm = QUEUED.match(lines[-1])
+        assert code == 250 and qm, lines
+        check_stored(file_for(m.maildir, qm.group(1)).read_bytes(), body,
+                     qm.group(1))
+    c.cmd("QUIT")
+    assert m.stop() == 0
+    assert re.search(r" group_commit batches=20 messages=20$", m.logpath.read_text(),
+                     re.M), m.logpath.read_text()[-2000:]
+
+
+def test_discard_keeps_nothing_and_says_so(start_mxd, tmp_path):
+    m = start_mxd("-H", HOST, "-o", "delivery=discard")
+    assert re.search(r" start .*delivery=\"discard \(not stored\)\"",
+                     m.logpath.read_text()), m.logpath.read_text()
+    c = m.client()
+    c.expect(220)
+    c.cmd("EHLO %s" % HELO)
+    ids = []
+    rng = random.Random(2)
+    for i, size in enumerate([10, 5000, 300 * 1024]):
+        wire, _ = make_message(rng, size, "drop%d" % i)
+        assert c.cmd("MAIL FROM:<%s>" % SENDER)[0] == 250
+        assert c.cmd("RCPT TO:<%s>" % RCPT)[0] == 250
+        assert c.cmd("DATA")[0] == 354
+        c.send(wire + b".\r\n")
+        code, lines = c.reply()
+        mm = re.match(r"^250 2\.0\.0 Ok: queued as (\S+) \(discarded\)$",
+                      lines[-1])
+        assert code == 250 and mm, lines
+        ids.append(mm.group(1))
+        m.wait_log(r" accepted id=%s size=\d+ rcpts=1 ms=\d+ stored=no$"
+                   % re.escape(mm.group(1)))
+    assert len(set(ids)) == 3
+    # The session goes on as usual after a discarded message.
+    assert c.cmd("RSET")[0] == 250
+    assert c.cmd("QUIT")[0] == 221
+    assert m.stop() == 0
+    # Nothing written: not even the Maildir was made.
+    assert not m.maildir.exists(), list(m.maildir.rglob("*"))
+    assert "group_commit" not in m.logpath.read_text()
+
+
+def test_discard_with_smtplib_many_sessions(start_mxd):
+    """Pipelined clients at once: every message answered, none kept."""
+    m = start_mxd("-H", HOST, "-o", "delivery=discard")
+    errors, counts = [], []
+
+    def run():
+        try:
+            s = smtplib.SMTP("127.0.0.1", m.port, local_hostname=HELO,
+                             timeout=60)
+            s.ehlo()
+            n = 0
+            for _ in range(10):
+                s.mail(SENDER)
+                s.rcpt(RCPT)
+                code, text = s.data(b"Subject: x\r\n\r\n" + b"y" * 900)
+                assert code == 250 and text.endswith(b" (discarded)"), text
+                n += 1
+            s.quit()
+            counts.append(n)
+        except Exception as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=run) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors[:3]
+    assert sum(counts) == 200
+    assert len(re.findall(r" accepted id=\S+ .*stored=no$", m.logpath.read_text(),
+                          re.M)) == 200
+    assert m.stop() == 0
+    assert not m.maildir.exists()
