@@ -82,6 +82,7 @@ delivery_destroy(struct delivery *d)
 	}
 	free(d->ready);
 	free(d->batch.v);
+	free(d->batch.pub);
 	free(d);
 }
 
@@ -596,7 +597,7 @@ batch_run(struct job *j)
 {
 	struct delivery_batch *b = (struct delivery_batch *)j;
 
-	b->d->be->commit_batch(b->v, b->n);
+	b->d->be->commit_batch(b->v, b->n, b->pub, b->npub);
 }
 
 static void
@@ -604,16 +605,34 @@ batch_done(struct job *j)
 {
 	struct delivery_batch *b = (struct delivery_batch *)j;
 	struct delivery *d = b->d;
-	unsigned i;
+	struct delivery_txn **v;
+	unsigned i, k, cap;
 
 	d->batch_busy = false;
-	d->batches++;
+	if (b->n > 0)
+		d->batches++;
 	d->batched += b->n;
-	for (i = 0; i < b->n; i++)
-		txn_done(b->v[i]);
+	/* Durable now (or failed): their answers. */
+	for (i = 0; i < b->npub; i++)
+		txn_done(b->pub[i]);
+	b->npub = 0;
+	/* Published: durable after the next step.  Failed: answered. */
+	for (i = k = 0; i < b->n; i++) {
+		if (b->v[i]->err != 0)
+			txn_done(b->v[i]);
+		else
+			b->v[k++] = b->v[i];
+	}
+	v = b->pub;
+	cap = b->pubcap;
+	b->pub = b->v;
+	b->pubcap = b->cap;
+	b->npub = k;
+	b->v = v;
+	b->cap = cap;
 	b->n = 0;
-	/* Whatever was written while this batch ran. */
-	if (d->nready > 0)
+	/* Whatever was written while this step ran, and what it published. */
+	if (d->nready > 0 || b->npub > 0)
 		batch_start(d);
 }
 

@@ -42,12 +42,15 @@ struct delivery_backend {
 	/* Worker: make it durable and visible.  NULL: nothing to do. */
 	int		(*commit)(struct delivery_txn *t);
 	/*
-	 * Worker, instead of commit (group commit): make v[0..n) durable
-	 * and visible together, setting each one's err (0: durable), and
-	 * discarding each that failed.  The whole body of each has been
-	 * written (write() above) when a batch starts.
+	 * Worker, instead of commit (group commit), one step of a
+	 * pipeline: make the data of v[0..n) durable and publish it
+	 * (rename into new/), and make durable what the previous step
+	 * published, pub[0..npub).  Sets each one's err (for v: 0 when
+	 * published, for pub: 0 when durable), and discards each that
+	 * failed.  The whole body of each in v has been written.
 	 */
-	void		(*commit_batch)(struct delivery_txn **v, unsigned n);
+	void		(*commit_batch)(struct delivery_txn **v, unsigned n,
+			    struct delivery_txn **pub, unsigned npub);
 	/* Worker or loop: remove whatever a failed or dropped txn left. */
 	void		(*discard)(struct delivery_txn *t);
 	void		(*destroy)(struct delivery *d);
@@ -55,15 +58,21 @@ struct delivery_backend {
 
 /*
  * Group commit: messages whose bodies are written wait in `ready`; one
- * batch at a time runs commit_batch() in a worker, and when it ends the
- * messages that came meanwhile form the next one.  No timer: a batch
- * holds whatever waited when the previous one finished.
+ * step at a time runs commit_batch() in a worker.  A step syncs the
+ * data of the messages that waited (v) and publishes them, and syncs
+ * the directories of those the step before published (pub): one flush
+ * serves two batches.  When it ends, pub's messages are durable and get
+ * their answer, v's become the next pub, and the messages that came
+ * meanwhile form the next v.  No timer: a batch holds whatever waited
+ * when the previous step finished.
  */
 struct delivery_batch {
 	struct job		 job;		/* first: the worker's handle */
 	struct delivery		*d;
-	struct delivery_txn	**v;
+	struct delivery_txn	**v;		/* data to sync, to publish */
 	unsigned		 n, cap;
+	struct delivery_txn	**pub;		/* published, dirs to sync */
+	unsigned		 npub, pubcap;
 };
 
 struct delivery {

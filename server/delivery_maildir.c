@@ -369,35 +369,71 @@ publish(struct delivery_txn *t)
 	return 0;
 }
 
-/*
- * Group commit (delivery_int.h), in four steps, each over the whole
- * batch:
- *
- *  1. syncfs(2) on the file system of the first file: the data of all
- *     the files, and the journal commit carrying their metadata, in one
- *     flush (measured on ext4: one fsync per file, even on parallel
- *     threads or after sync_file_range, costs a journal commit each,
- *     2-10 times slower; docs/performance.md);
- *  2. fsync each file: after (1) a cheap call that reports the file's
- *     own write-back errors, and does the whole work for a file on
- *     another file system (a Maildir template can span several);
- *  3. rename each into new/ (or link it into each target's new/);
- *  4. fsync each distinct new/ directory once: one flush for all the
- *     renames of the batch.
- *
- * A message counts as durable only after its own fsync (2) and the fsync
- * of every directory it was linked into (4), both after its rename (3);
- * any failure undoes its links and removes its file.
- */
+/* fsync each distinct new/ of pub; a failure undoes whoever used it. */
 static void
-maildir_commit_batch(struct delivery_txn **v, unsigned n)
+sync_dirs(struct delivery_txn **pub, unsigned npub)
 {
 	char path[PATH_MAX];
 	unsigned i, j, k;
 	int e;
 
+	for (i = 0; i < npub; i++) {
+		for (k = 0; pub[i]->err == 0 && k < pub[i]->ntargets; k++) {
+			const char *dir = pub[i]->targets[k];
+			bool seen = false;
+
+			for (j = 0; j < i && !seen; j++)
+				seen = pub[j]->err == 0 &&
+				    target_of(pub[j], dir);
+			for (j = 0; j < k && !seen; j++)
+				seen = strcmp(pub[i]->targets[j], dir) == 0;
+			if (seen)
+				continue;
+			snprintf(path, sizeof(path), "%s/new", dir);
+			if ((e = delivery_fsync_dir(path)) == 0)
+				continue;
+			/* Every message linked there is not durable. */
+			for (j = i; j < npub; j++)
+				if (pub[j]->err == 0 &&
+				    target_of(pub[j], dir)) {
+					unpublish(pub[j], pub[j]->ntargets);
+					pub[j]->err = e;
+				}
+		}
+	}
+}
+
+/*
+ * Group commit (delivery_int.h), one step of the pipeline:
+ *
+ *  1. syncfs(2) on the file system of the messages: the data of all the
+ *     files of v, and the journal commit carrying their metadata and
+ *     the renames of pub, in one flush (measured on ext4: one fsync per
+ *     file, even on parallel threads or after sync_file_range, costs a
+ *     journal commit each, 2-10 times slower; docs/performance.md);
+ *  2. fsync each file of v: after (1) a cheap call that reports the
+ *     file's own write-back errors, and does the whole work for a file
+ *     on another file system (a Maildir template can span several);
+ *  3. fsync each distinct new/ directory of pub, once: after (1) cheap
+ *     on ext4, and the flush that POSIX asks for the renames anywhere;
+ *     pub's messages are durable now;
+ *  4. rename each file of v into new/ (or link it into each target's
+ *     new/): the next step's (3) makes that durable.
+ *
+ * So a message counts as durable only after its own fsync (2), its
+ * rename (4), and then the fsync of every directory it was linked into
+ * (3 of the next step); any failure undoes its links and removes its
+ * file.  A lone message takes two steps, a plain fsync each: file, then
+ * directory.
+ */
+static void
+maildir_commit_batch(struct delivery_txn **v, unsigned n,
+    struct delivery_txn **pub, unsigned npub)
+{
+	unsigned i;
+
 	/* Its errors are not trusted: each file's fsync reports its own. */
-	if (n > 1)
+	if (n > 0 && n + npub > 1)
 		(void)syncfs(v[0]->fd);
 	for (i = 0; i < n; i++) {
 		struct delivery_txn *t = v[i];
@@ -406,36 +442,17 @@ maildir_commit_batch(struct delivery_txn **v, unsigned n)
 		if (close(t->fd) != 0 && t->err == 0)
 			t->err = errno;
 		t->fd = -1;
-		if (t->err == 0)
-			t->err = publish(t);
 	}
-	/* Each directory once: the first message that names it syncs it. */
+	sync_dirs(pub, npub);
+	for (i = 0; i < npub; i++)
+		if (pub[i]->err != 0)
+			maildir_discard(pub[i]);
 	for (i = 0; i < n; i++) {
-		for (k = 0; v[i]->err == 0 && k < v[i]->ntargets; k++) {
-			const char *dir = v[i]->targets[k];
-			bool seen = false;
-
-			for (j = 0; j < i && !seen; j++)
-				seen = v[j]->err == 0 &&
-				    target_of(v[j], dir);
-			for (j = 0; j < k && !seen; j++)
-				seen = strcmp(v[i]->targets[j], dir) == 0;
-			if (seen)
-				continue;
-			snprintf(path, sizeof(path), "%s/new", dir);
-			if ((e = delivery_fsync_dir(path)) == 0)
-				continue;
-			/* Every message linked there is not durable. */
-			for (j = i; j < n; j++)
-				if (v[j]->err == 0 && target_of(v[j], dir)) {
-					unpublish(v[j], v[j]->ntargets);
-					v[j]->err = e;
-				}
-		}
-	}
-	for (i = 0; i < n; i++)
+		if (v[i]->err == 0)
+			v[i]->err = publish(v[i]);
 		if (v[i]->err != 0)
 			maildir_discard(v[i]);
+	}
 }
 
 static void
