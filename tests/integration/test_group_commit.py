@@ -16,9 +16,10 @@ import random
 import re
 import smtplib
 import threading
+import time
 
 from test_durability import HELO, HOST, QUEUED, SENDER, check_stored, \
-    file_for, files, make_message
+    file_for, files, kill9, make_message
 
 RCPT = "bob@example.test"
 SMTPLIB_QUEUED = re.compile(r"^2\.0\.0 Ok: queued as (\S+)$")
@@ -46,28 +47,39 @@ def send_all(port, msgs, results, errors):
         errors.append(e)
 
 
-def test_fifty_concurrent_sessions_every_250_is_stored(start_mxd):
-    m = start_mxd("-H", HOST)
-    rng = random.Random(50)
-    nsessions, per_session = 50, 4
+def make_work(rng, prefix, nsessions, per_session, sizes):
+    """(stored, work): token -> bytes as the Maildir must hold them, and
+    per session a list of (token, message) as smtplib takes it
+    (unstuffed, CRLF ends)."""
     stored, work = {}, []
     for k in range(nsessions):
         msgs = []
         for i in range(per_session):
-            token = "gc-s%d-m%d" % (k, i)
-            size = rng.choice([300, 1024, 5000, 100 * 1024])
-            wire, body = make_message(rng, size, token)
-            # smtplib wants it unstuffed, with CRLF ends.
-            plain = body.replace(b"\n", b"\r\n")
+            token = "%s-s%d-m%d" % (prefix, k, i)
+            _, body = make_message(rng, rng.choice(sizes), token)
             stored[token] = body
-            msgs.append((token, plain))
+            msgs.append((token, body.replace(b"\n", b"\r\n")))
         work.append(msgs)
-    results, errors = {}, []
+    return stored, work
+
+
+def start_sessions(port, work, results, errors):
     threads = [threading.Thread(target=send_all,
-                                args=(m.port, w, results, errors))
+                                args=(port, w, results, errors))
                for w in work]
     for t in threads:
         t.start()
+    return threads
+
+
+def test_fifty_concurrent_sessions_every_250_is_stored(start_mxd):
+    m = start_mxd("-H", HOST)
+    rng = random.Random(50)
+    nsessions, per_session = 50, 4
+    stored, work = make_work(rng, "gc", nsessions, per_session,
+                             [300, 1024, 5000, 100 * 1024])
+    results, errors = {}, []
+    threads = start_sessions(m.port, work, results, errors)
     for t in threads:
         t.join(300)
         assert not t.is_alive()
@@ -179,3 +191,42 @@ def test_discard_with_smtplib_many_sessions(start_mxd):
                           re.M)) == 200
     assert m.stop() == 0
     assert not m.maildir.exists()
+
+
+def test_kill9_mid_batch_loses_no_acknowledged_message(start_mxd):
+    """50 sessions send back to back, so that batches are in flight all
+    the time; SIGKILL at a random moment.  Every message that got its
+    250 is in new/ and byte-exact, and nothing partial is in new/."""
+    m = start_mxd("-H", HOST)
+    rng = random.Random(99)
+    nsessions, per_session = 50, 40
+    stored, work = make_work(rng, "k9", nsessions, per_session,
+                             [500, 3000, 20000])
+    results, errors = {}, []
+    threads = start_sessions(m.port, work, results, errors)
+    # Kill once some messages are acknowledged, while batches run.
+    deadline = time.monotonic() + 60
+    while len(results) < 100 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    time.sleep(rng.uniform(0, 0.05))
+    kill9(m)
+    for t in threads:
+        t.join(60)
+        assert not t.is_alive()
+    acked = dict(results)
+    assert len(acked) >= 100, len(acked)
+    # The kill came mid-run, while sessions were still sending.
+    assert len(acked) < nsessions * per_session, len(acked)
+    assert errors, "no session saw the kill"
+    for qid, token in acked.items():
+        f = file_for(m.maildir, qid)
+        assert f is not None, "acknowledged %s is not in new/" % qid
+        check_stored(f.read_bytes(), stored[token], qid)
+    # Unacknowledged messages may be in new/ (the kill came between the
+    # directory fsync and the 250), but only whole.
+    for p in files(m.maildir, "new"):
+        data = p.read_bytes()
+        tok = re.search(rb"\nX-Token: (\S+)\n", data)
+        assert tok, p.name
+        check_stored(data, stored[tok.group(1).decode()])
+    assert files(m.maildir, "cur") == []
