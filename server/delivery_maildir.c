@@ -35,6 +35,7 @@ struct maildir {
 	const char	*path;		/* the template, or the plain path */
 	char		*plain;		/* a path without %d/%l, %% undone */
 	bool		 is_template;
+	long		 pid;		/* for the names: a syscall a message */
 };
 
 /* mkdir -p, mode 0700 for what it creates (capture uses it too). */
@@ -182,6 +183,7 @@ maildir_setup(struct delivery *d, char *err, size_t errlen)
 		return -1;
 	}
 	m->path = d->cfg->maildir;
+	m->pid = (long)getpid();
 	/* config_finish() admitted only %d, %l and %%. */
 	for (p = m->path; *p; p++) {
 		if (*p != '%')
@@ -263,7 +265,7 @@ open_message(struct delivery_txn *t)
 	/* time.M<usec>P<pid>Q<id>.host: unique by the session id. */
 	gettimeofday(&tv, NULL);
 	snprintf(path, sizeof(path), "%lld.M%06ldP%ldQ%s.%s",
-	    (long long)tv.tv_sec, (long)tv.tv_usec, (long)getpid(), t->id,
+	    (long long)tv.tv_sec, (long)tv.tv_usec, m->pid, t->id,
 	    t->d->cfg->hostname);
 	if ((t->name = strdup(path)) == NULL)
 		return ENOMEM;
