@@ -109,6 +109,9 @@ static const struct key keys[] = {
 	{ "bare_newline", K_BARE_NEWLINE, OFF(smtp.bare_newline), 0, 0,
 	    "reject | normalize a bare CR/LF in DATA, a bare LF ending a "
 	    "command (default reject)" },
+	{ "commit_syncfs", K_BOOL, OFF(commit_syncfs), 0, 0,
+	    "group commit: one syncfs per batch, not an fsync per file "
+	    "(default no)" },
 	{ "delivery_threads", K_UINT, OFF(delivery_threads), 1, 256,
 	    "threads for file writes and fsync (default 4)" },
 	{ "log_level", K_LOG_LEVEL, OFF(log_level), 0, 0,

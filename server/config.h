@@ -71,6 +71,7 @@ struct config {
 	double			 idle_timeout;	/* seconds */
 	double			 shutdown_grace;
 	unsigned		 delivery_threads;
+	bool			 commit_syncfs;	/* group commit: one syncfs */
 	enum log_level		 log_level;
 	enum log_format		 log_format;
 	char			*data_dir;	/* our own files */

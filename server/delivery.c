@@ -500,7 +500,14 @@ job_run(struct job *j)
 			t->size += t->len;
 			t->len = 0;
 		}
-		/* With group commit, the batch does the rest (batch_run). */
+		/*
+		 * With group commit, the batch does the rest (batch_run),
+		 * after this job's fsync unless one syncfs does it for all.
+		 */
+		if (t->err == 0 && t->kind == JOB_COMMIT &&
+		    be->commit_batch != NULL && be->sync != NULL &&
+		    !t->d->cfg->commit_syncfs)
+			t->err = be->sync(t);
 		if (t->err == 0 && t->kind == JOB_COMMIT &&
 		    be->commit_batch == NULL && be->commit != NULL)
 			t->err = be->commit(t);

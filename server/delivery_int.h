@@ -39,6 +39,10 @@ struct delivery_backend {
 	 * NULL: the body stays in the txn's buffer, whole (libmxd). */
 	int		(*write)(struct delivery_txn *t, const char *p,
 			    size_t n);
+	/* Worker, with group commit, after the last write unless
+	 * commit_syncfs: fsync and close the file (the batch then only
+	 * publishes it and syncs directories). */
+	int		(*sync)(struct delivery_txn *t);
 	/* Worker: make it durable and visible.  NULL: nothing to do. */
 	int		(*commit)(struct delivery_txn *t);
 	/*

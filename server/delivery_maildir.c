@@ -408,43 +408,50 @@ sync_dirs(struct delivery_txn **pub, unsigned npub)
 /*
  * Group commit (delivery_int.h), one step of the pipeline:
  *
- *  1. syncfs(2) on the file system of the messages: the data of all the
- *     files of v, and the journal commit carrying their metadata and
- *     the renames of pub, in one flush (measured on ext4: one fsync per
- *     file, even on parallel threads or after sync_file_range, costs a
- *     journal commit each, 2-10 times slower; docs/performance.md);
- *  2. fsync each file of v: after (1) a cheap call that reports the
- *     file's own write-back errors, and does the whole work for a file
- *     on another file system (a Maildir template can span several);
- *  3. fsync each distinct new/ directory of pub, once: after (1) cheap
- *     on ext4, and the flush that POSIX asks for the renames anywhere;
- *     pub's messages are durable now;
- *  4. rename each file of v into new/ (or link it into each target's
- *     new/): the next step's (3) makes that durable.
+ *  1. the data of each file of v: by default each message's own job
+ *     already did fsync it (maildir_sync(), on the worker threads, in
+ *     parallel); with commit_syncfs, one syncfs(2) on their file system
+ *     does it here for all the files of v, together with the renames of
+ *     pub, and then each file's fsync is a cheap call that reports that
+ *     file's own write-back errors (and does the work for a file on
+ *     another file system: a Maildir template can span several);
+ *  2. fsync each distinct new/ directory of pub, once (after a syncfs,
+ *     cheap, and what POSIX asks for the renames anywhere); pub's
+ *     messages are durable now;
+ *  3. rename each file of v into new/ (or link it into each target's
+ *     new/): the next step's (2) makes that durable.
  *
- * So a message counts as durable only after its own fsync (2), its
- * rename (4), and then the fsync of every directory it was linked into
- * (3 of the next step); any failure undoes its links and removes its
- * file.  A lone message takes two steps, a plain fsync each: file, then
- * directory.
+ * So a message counts as durable only after its own fsync (1), its
+ * rename (3), and then the fsync of every directory it was linked into
+ * (2 of the next step); any failure undoes its links and removes its
+ * file.  One directory fsync serves every message of a batch.
  */
+static int
+maildir_sync(struct delivery_txn *t)
+{
+	int e = fsync(t->fd) != 0 ? errno : 0;
+
+	if (close(t->fd) != 0 && e == 0)
+		e = errno;
+	t->fd = -1;
+	return e;
+}
+
 static void
 maildir_commit_batch(struct delivery_txn **v, unsigned n,
     struct delivery_txn **pub, unsigned npub)
 {
 	unsigned i;
 
-	/* Its errors are not trusted: each file's fsync reports its own. */
-	if (n > 0 && n + npub > 1)
+	/*
+	 * commit_syncfs: the files are still open.  Its errors are not
+	 * trusted: each file's fsync reports its own.
+	 */
+	if (n > 0 && v[0]->fd >= 0 && n + npub > 1)
 		(void)syncfs(v[0]->fd);
-	for (i = 0; i < n; i++) {
-		struct delivery_txn *t = v[i];
-
-		t->err = fsync(t->fd) != 0 ? errno : 0;
-		if (close(t->fd) != 0 && t->err == 0)
-			t->err = errno;
-		t->fd = -1;
-	}
+	for (i = 0; i < n; i++)
+		if (v[i]->fd >= 0)
+			v[i]->err = maildir_sync(v[i]);
 	sync_dirs(pub, npub);
 	for (i = 0; i < npub; i++)
 		if (pub[i]->err != 0)
@@ -476,6 +483,7 @@ const struct delivery_backend delivery_maildir = {
 	.lf_only = true,
 	.trace_headers = true,
 	.write = maildir_write,
+	.sync = maildir_sync,
 	.commit_batch = maildir_commit_batch,
 	.discard = maildir_discard,
 	.destroy = maildir_destroy,
