@@ -435,14 +435,16 @@ def _trace_events(path):
     return events
 
 
-def test_250_only_after_file_and_directory_fsync(tmp_path):
+@pytest.mark.parametrize("syncfs", ["no", "yes"])
+def test_250_only_after_file_and_directory_fsync(tmp_path, syncfs):
     """kill -9 cannot show that data reached the disk (the page cache
     survives it), so trace the system calls.  Several sessions send at
     once, so that group commit puts several messages in one batch; for
     every message: its file is fsynced (after the batch's syncfs, when
     there is one), then renamed into new/, then new/ is fsynced after
-    that rename, and only then does its 250 leave.  Needs strace(1) and
-    permission to ptrace a child."""
+    that rename, and only then does its 250 leave.  With commit_syncfs,
+    a batch of several files has a syncfs before their fsyncs.  Needs
+    strace(1) and permission to ptrace a child."""
     workdir = tmp_path / "w"
     workdir.mkdir()
     maildir = workdir / "mail"
@@ -453,7 +455,7 @@ def test_250_only_after_file_and_directory_fsync(tmp_path):
          "-e", "trace=fsync,fdatasync,syncfs,rename,renameat,renameat2,"
          "link,linkat,sendto,write", "-e", "signal=none",
          BINARY, "--listen", "127.0.0.1:0", "--maildir", str(maildir),
-         "-H", HOST],
+         "-H", HOST, "-o", "commit_syncfs=" + syncfs],
         stdout=subprocess.PIPE, stderr=log)
     nsessions = 8
     sent = {}               # queue id -> stored bytes
@@ -543,6 +545,9 @@ def test_250_only_after_file_and_directory_fsync(tmp_path):
     ndirsync = sum(1 for e in ev if re.match(
         r"f(data)?sync\(\d+<%s>\s*\)" % newdir, e))
     print("%d messages, %d fsyncs of new/" % (nsessions, ndirsync))
+    nsyncfs = sum(1 for e in ev if e.startswith("syncfs("))
+    if syncfs == "no":
+        assert nsyncfs == 0, "syncfs without commit_syncfs"
 
 
 # ---- full disk, read-only file system --------------------------------------

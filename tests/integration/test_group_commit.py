@@ -18,6 +18,8 @@ import smtplib
 import threading
 import time
 
+import pytest
+
 from test_durability import HELO, HOST, QUEUED, SENDER, check_stored, \
     file_for, files, kill9, make_message
 
@@ -72,8 +74,9 @@ def start_sessions(port, work, results, errors):
     return threads
 
 
-def test_fifty_concurrent_sessions_every_250_is_stored(start_mxd):
-    m = start_mxd("-H", HOST)
+@pytest.mark.parametrize("syncfs", ["no", "yes"])
+def test_fifty_concurrent_sessions_every_250_is_stored(start_mxd, syncfs):
+    m = start_mxd("-H", HOST, "-o", "commit_syncfs=" + syncfs)
     rng = random.Random(50)
     nsessions, per_session = 50, 4
     stored, work = make_work(rng, "gc", nsessions, per_session,
@@ -193,11 +196,12 @@ def test_discard_with_smtplib_many_sessions(start_mxd):
     assert not m.maildir.exists()
 
 
-def test_kill9_mid_batch_loses_no_acknowledged_message(start_mxd):
+@pytest.mark.parametrize("syncfs", ["no", "yes"])
+def test_kill9_mid_batch_loses_no_acknowledged_message(start_mxd, syncfs):
     """50 sessions send back to back, so that batches are in flight all
     the time; SIGKILL at a random moment.  Every message that got its
     250 is in new/ and byte-exact, and nothing partial is in new/."""
-    m = start_mxd("-H", HOST)
+    m = start_mxd("-H", HOST, "-o", "commit_syncfs=" + syncfs)
     rng = random.Random(99)
     nsessions, per_session = 50, 40
     stored, work = make_work(rng, "k9", nsessions, per_session,
