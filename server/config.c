@@ -740,6 +740,8 @@ bad_enum: {
 	o = (size_t)snprintf(err, errlen, "%s: '%s' is not one of", name, v);
 	for (; *names != NULL && o < errlen; names++)
 		o += (size_t)snprintf(err + o, errlen - o, " %s", *names);
+	if (k->type == K_DELIVERY && o < errlen)
+		snprintf(err + o, errlen - o, " lmtp:unix:PATH lmtp:ADDR:PORT");
 	return -1;
 }
 oom:
