@@ -144,7 +144,9 @@ static enum smtp_ev
 data_scan(struct smtp_session *s, struct smtp_event *ev, size_t *end_mark)
 {
 	const char *b = s->in;
-	size_t p = s->in_off, end = s->in_len, start = p, q;
+	size_t p = s->in_off, end = s->in_len, start = p, q, nl = 0;
+	const char *lf, *cr;
+	bool nl_known = false;
 	bool normalize = s->cfg->bare_newline == SMTP_BARE_NORMALIZE;
 	enum smtp_ev t;
 
@@ -181,8 +183,20 @@ data_scan(struct smtp_session *s, struct smtp_event *ev, size_t *end_mark)
 			}
 			s->data_bol = false;
 		}
-		for (q = p; q < end && b[q] != '\r' && b[q] != '\n'; q++)
-			;
+		/*
+		 * The line's end: memchr, not a loop over every octet.  The
+		 * next LF is looked for again only once p has passed it, so
+		 * bare CRs cannot make the scan quadratic.
+		 */
+		if (!nl_known || nl < p) {
+			lf = memchr(b + p, '\n', end - p);
+			nl = lf != NULL ? (size_t)(lf - b) : end;
+			nl_known = true;
+		}
+		q = nl;
+		cr = memchr(b + p, '\r', q - p);
+		if (cr != NULL)
+			q = (size_t)(cr - b);
 		count_line(s, q - p);
 		p = q;
 		if (p == end)

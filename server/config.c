@@ -68,8 +68,8 @@ static const struct key keys[] = {
 	{ "maildir", K_PATH, OFF(maildir), 0, 0,
 	    "Maildir path; %d domain, %l local part (default ./mail)" },
 	{ "delivery", K_DELIVERY, OFF(delivery), 0, 0,
-	    "maildir | capture | lmtp:unix:PATH | lmtp:ADDR:PORT: where "
-	    "messages go (default maildir)" },
+	    "maildir | capture | discard | lmtp:unix:PATH | lmtp:ADDR:PORT: "
+	    "where messages go (default maildir)" },
 	{ "capture_dir", K_PATH, OFF(capture_dir), 0, 0,
 	    "directory for ID.eml and ID.json (delivery = capture)" },
 	{ "lmtp_timeout", K_DURATION, OFF(lmtp_timeout), 1, 3600,
@@ -112,6 +112,9 @@ static const struct key keys[] = {
 	{ "workers", K_UINT, OFF(workers), 0, WORKERS_MAX,
 	    "processes that accept and serve sessions, 0 = one per CPU "
 	    "online (default 0)" },
+	{ "commit_syncfs", K_BOOL, OFF(commit_syncfs), 0, 0,
+	    "group commit: one syncfs per batch, not an fsync per file "
+	    "(default no)" },
 	{ "delivery_threads", K_UINT, OFF(delivery_threads), 1, 256,
 	    "threads for file writes and fsync (default 4)" },
 	{ "log_level", K_LOG_LEVEL, OFF(log_level), 0, 0,
@@ -501,8 +504,9 @@ config_set(struct config *c, enum config_src src, const char *name,
 	static const char *const formats[] = { "logfmt", "json", NULL };
 	static const char *const versions[] = { "TLSv1.0", "TLSv1.1",
 	    "TLSv1.2", "TLSv1.3", NULL };
+	/* In the order of enum config_delivery. */
 	static const char *const deliveries[] = { "maildir", "capture",
-	    NULL };
+	    "discard", NULL };
 	const struct key *k = NULL;
 	unsigned long long u;
 	char *base = (char *)c;
@@ -752,6 +756,8 @@ bad_enum: {
 	o = (size_t)snprintf(err, errlen, "%s: '%s' is not one of", name, v);
 	for (; *names != NULL && o < errlen; names++)
 		o += (size_t)snprintf(err + o, errlen - o, " %s", *names);
+	if (k->type == K_DELIVERY && o < errlen)
+		snprintf(err + o, errlen - o, " lmtp:unix:PATH lmtp:ADDR:PORT");
 	return -1;
 }
 oom:

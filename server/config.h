@@ -42,6 +42,7 @@ struct listen_conf {
 enum config_delivery {
 	CONFIG_DELIVERY_MAILDIR = 0,
 	CONFIG_DELIVERY_CAPTURE,	/* ID.eml + ID.json, for harnesses */
+	CONFIG_DELIVERY_DISCARD,	/* read, count, drop: benchmarks */
 	CONFIG_DELIVERY_CALLBACK,	/* libmxd's message callback; no key */
 	CONFIG_DELIVERY_LMTP,		/* lmtp:unix:PATH, lmtp:ADDR:PORT */
 };
@@ -71,6 +72,7 @@ struct config {
 	double			 shutdown_grace;
 	unsigned		 delivery_threads;
 	unsigned		 workers;	/* 0: CPUs online (config_workers) */
+	bool			 commit_syncfs;	/* group commit: one syncfs */
 	enum log_level		 log_level;
 	enum log_format		 log_format;
 	char			*data_dir;	/* our own files */

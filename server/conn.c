@@ -736,6 +736,12 @@ commit_message(struct conn *c)
 		    c->txn_error);
 		return;
 	}
+	if (delivery_discards(c->srv->delivery) && c->srv->cb.message ==
+	    NULL) {
+		/* Nothing to store: no worker, answered now. */
+		finish_message(c, SMTP_MSG_OK);
+		return;
+	}
 	c->busy = true;
 	ev_timer_stop(c->srv->loop, &c->timer);
 	delivery_txn_received(c->txn, ev_now(c->srv->loop));
@@ -1073,6 +1079,8 @@ finish_message(struct conn *c, enum smtp_msg_result r)
 	unsigned nrcpt = c->txn != NULL ? delivery_txn_rcpt_count(c->txn) : 0;
 	long long ms = (long long)((ev_now(c->srv->loop) - c->data_start) *
 	    1000);
+	bool dropped = delivery_discards(c->srv->delivery);
+	char text[64];
 
 	c->busy = false;
 	metrics_message(c->srv->metrics, r, c->msg_size);
@@ -1083,6 +1091,8 @@ finish_message(struct conn *c, enum smtp_msg_result r)
 		log_uint(&l, "size", c->msg_size);
 		log_uint(&l, "rcpts", nrcpt);
 		log_int(&l, "ms", ms);
+		if (dropped)
+			log_str(&l, "stored", "no");
 		log_end(&l);
 	} else {
 		c->rejected++;
@@ -1094,6 +1104,11 @@ finish_message(struct conn *c, enum smtp_msg_result r)
 		if (c->txn != NULL && *delivery_txn_detail(c->txn))
 			log_str(&l, "detail", delivery_txn_detail(c->txn));
 		log_end(&l);
+	}
+	/* delivery = discard: "250 2.0.0 Ok: queued as ID (discarded)". */
+	if (dropped && r == SMTP_MSG_OK) {
+		snprintf(text, sizeof(text), "%s (discarded)", id);
+		id = text;
 	}
 	if (r == SMTP_MSG_REJECTED && c->txn != NULL) {
 		const char *enh;

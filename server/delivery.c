@@ -17,6 +17,7 @@
 
 #include "config.h"
 #include "delivery_int.h"
+#include "log.h"
 
 struct delivery *
 delivery_create(const struct config *cfg, struct worker_pool *pool,
@@ -47,6 +48,11 @@ delivery_create(const struct config *cfg, struct worker_pool *pool,
 		if (lmtp_setup(d, err, errlen) != 0)
 			goto fail;
 		break;
+	case CONFIG_DELIVERY_DISCARD:
+		d->be = &delivery_discard;
+		snprintf(d->describe, sizeof(d->describe),
+		    "discard (not stored)");
+		break;
 	case CONFIG_DELIVERY_CALLBACK:
 		d->be = &delivery_callback;
 		snprintf(d->describe, sizeof(d->describe), "callback");
@@ -61,10 +67,22 @@ fail:
 void
 delivery_destroy(struct delivery *d)
 {
+	struct logline l;
+
 	if (d == NULL)
 		return;
 	if (d->be->destroy != NULL)
 		d->be->destroy(d);
+	if (d->batches > 0) {
+		/* How well group commit grouped (docs/performance.md). */
+		log_begin(&l, LOG_INFO, NULL, "group_commit");
+		log_uint(&l, "batches", d->batches);
+		log_uint(&l, "messages", d->batched);
+		log_end(&l);
+	}
+	free(d->ready);
+	free(d->batch.v);
+	free(d->batch.pub);
 	free(d);
 }
 
@@ -221,6 +239,23 @@ const struct delivery_backend delivery_callback = {
 	.name = "callback",
 	.discard = nothing,
 };
+
+/*
+ * delivery = discard: the body is counted and dropped as it comes, and
+ * the commit needs no worker (delivery_discards()).  For benchmarks and
+ * harnesses: nothing is kept, and the 250 says so.
+ */
+const struct delivery_backend delivery_discard = {
+	.name = "discard",
+	.drop_body = true,
+	.discard = nothing,
+};
+
+bool
+delivery_discards(const struct delivery *d)
+{
+	return d->be->drop_body;
+}
 
 static int
 reserve(struct delivery_txn *t, size_t n)
@@ -401,6 +436,10 @@ delivery_txn_write(struct delivery_txn *t, const char *p, size_t n)
 	const char *end = p + n, *cr;
 	char *o;
 
+	if (t->d->be->drop_body) {
+		t->size += n;
+		return 0;
+	}
 	if (reserve(t, n + 1) != 0)
 		return -1;
 	if (!t->d->be->lf_only) {
@@ -461,11 +500,22 @@ job_run(struct job *j)
 			t->size += t->len;
 			t->len = 0;
 		}
-		if (t->err == 0 && t->kind == JOB_COMMIT && be->commit != NULL)
+		/*
+		 * With group commit, the batch does the rest (batch_run),
+		 * after this job's fsync unless one syncfs does it for all.
+		 */
+		if (t->err == 0 && t->kind == JOB_COMMIT &&
+		    be->commit_batch != NULL && be->sync != NULL &&
+		    !t->d->cfg->commit_syncfs)
+			t->err = be->sync(t);
+		if (t->err == 0 && t->kind == JOB_COMMIT &&
+		    be->commit_batch == NULL && be->commit != NULL)
 			t->err = be->commit(t);
 		if (t->err != 0)
 			be->discard(t);
 		break;
+	case JOB_BATCHED:
+		break;		/* never submitted as a job of its own */
 	case JOB_DISCARD:
 		be->discard(t);
 		break;
@@ -494,15 +544,17 @@ holds_something(const struct delivery_txn *t)
 	return t->fd >= 0 || t->tmp_path != NULL || t->be_txn != NULL;
 }
 
-static void
-job_done(struct job *j)
-{
-	struct delivery_txn *t = (struct delivery_txn *)j;
+static void batch_start(struct delivery *d);
 
+/* The end of a transaction's job (or of its part in a batch). */
+static void
+txn_done(struct delivery_txn *t)
+{
 	t->busy = false;
 	if (t->orphan) {
-		if (t->kind == JOB_FLUSH && holds_something(t)) {
-			/* Aborted during a flush: remove the partial file. */
+		if ((t->kind == JOB_FLUSH || (t->kind == JOB_COMMIT &&
+		    t->d->be->commit_batch != NULL)) && holds_something(t)) {
+			/* Aborted while its file was written: remove it. */
 			t->kind = JOB_DISCARD;
 			t->busy = true;
 			worker_submit(t->d->pool, &t->job);
@@ -513,6 +565,108 @@ job_done(struct job *j)
 	}
 	if (t->cb != NULL)
 		t->cb(t->cb_arg, result_of(t));
+}
+
+static void
+job_done(struct job *j)
+{
+	struct delivery_txn *t = (struct delivery_txn *)j;
+	struct delivery *d = t->d;
+	struct delivery_txn **v;
+	unsigned cap;
+
+	if (t->kind == JOB_COMMIT && d->be->commit_batch != NULL &&
+	    t->err == 0 && !t->orphan) {
+		/* Written: wait for the next batch, still busy. */
+		if (d->nready == d->ready_cap) {
+			cap = d->ready_cap ? d->ready_cap * 2 : 64;
+			v = realloc(d->ready, cap * sizeof(*v));
+			if (v == NULL) {
+				t->err = ENOMEM;
+				d->be->discard(t);	/* unlink: rare */
+				txn_done(t);
+				return;
+			}
+			d->ready = v;
+			d->ready_cap = cap;
+		}
+		t->kind = JOB_BATCHED;
+		d->ready[d->nready++] = t;
+		if (!d->batch_busy)
+			batch_start(d);
+		return;
+	}
+	txn_done(t);
+}
+
+static void
+batch_run(struct job *j)
+{
+	struct delivery_batch *b = (struct delivery_batch *)j;
+
+	b->d->be->commit_batch(b->v, b->n, b->pub, b->npub);
+}
+
+static void
+batch_done(struct job *j)
+{
+	struct delivery_batch *b = (struct delivery_batch *)j;
+	struct delivery *d = b->d;
+	struct delivery_txn **v;
+	unsigned i, k, cap;
+
+	d->batch_busy = false;
+	if (b->n > 0)
+		d->batches++;
+	d->batched += b->n;
+	/* Durable now (or failed): their answers. */
+	for (i = 0; i < b->npub; i++)
+		txn_done(b->pub[i]);
+	b->npub = 0;
+	/* Published: durable after the next step.  Failed: answered. */
+	for (i = k = 0; i < b->n; i++) {
+		if (b->v[i]->err != 0)
+			txn_done(b->v[i]);
+		else
+			b->v[k++] = b->v[i];
+	}
+	v = b->pub;
+	cap = b->pubcap;
+	b->pub = b->v;
+	b->pubcap = b->cap;
+	b->npub = k;
+	b->v = v;
+	b->cap = cap;
+	b->n = 0;
+	/* Whatever was written while this step ran, and what it published. */
+	if (d->nready > 0 || b->npub > 0)
+		batch_start(d);
+}
+
+/*
+ * Everything waiting becomes the batch: the two arrays trade places,
+ * so no copy and, once they have grown, no allocation.
+ */
+static void
+batch_start(struct delivery *d)
+{
+	struct delivery_batch *b = &d->batch;
+	struct delivery_txn **v = b->v;
+	unsigned cap = b->cap;
+
+	if (b->n != 0)
+		abort();
+	b->v = d->ready;
+	b->cap = d->ready_cap;
+	b->n = d->nready;
+	d->ready = v;
+	d->ready_cap = cap;
+	d->nready = 0;
+	b->d = d;
+	b->job.run = batch_run;
+	b->job.done = batch_done;
+	d->batch_busy = true;
+	worker_submit(d->pool, &b->job);
 }
 
 static void

@@ -63,6 +63,13 @@ void		 delivery_destroy(struct delivery *d);
 const char	*delivery_describe(const struct delivery *d);
 
 /*
+ * True for delivery = discard: nothing is stored, a commit would do
+ * nothing, so the caller answers at once, without delivery_txn_commit(),
+ * and says in the 250 that the message was discarded.
+ */
+bool		 delivery_discards(const struct delivery *d);
+
+/*
  * The id is the message's "queued as" id; mail is proto's MAIL event
  * (sender and parameters).  Both are copied.
  */

@@ -26,6 +26,8 @@ struct delivery_backend {
 	const char	*name;
 	/* Store LF line ends (Maildir's convention) instead of CRLF. */
 	bool		 lf_only;
+	/* Count the body and drop it (delivery = discard). */
+	bool		 drop_body;
 	/* Put the Return-Path/Received block before the body. */
 	bool		 trace_headers;
 	/* ... but no Return-Path: the final delivery adds it (LMTP). */
@@ -37,11 +39,44 @@ struct delivery_backend {
 	 * NULL: the body stays in the txn's buffer, whole (libmxd). */
 	int		(*write)(struct delivery_txn *t, const char *p,
 			    size_t n);
+	/* Worker, with group commit, after the last write unless
+	 * commit_syncfs: fsync and close the file (the batch then only
+	 * publishes it and syncs directories). */
+	int		(*sync)(struct delivery_txn *t);
 	/* Worker: make it durable and visible.  NULL: nothing to do. */
 	int		(*commit)(struct delivery_txn *t);
+	/*
+	 * Worker, instead of commit (group commit), one step of a
+	 * pipeline: make the data of v[0..n) durable and publish it
+	 * (rename into new/), and make durable what the previous step
+	 * published, pub[0..npub).  Sets each one's err (for v: 0 when
+	 * published, for pub: 0 when durable), and discards each that
+	 * failed.  The whole body of each in v has been written.
+	 */
+	void		(*commit_batch)(struct delivery_txn **v, unsigned n,
+			    struct delivery_txn **pub, unsigned npub);
 	/* Worker or loop: remove whatever a failed or dropped txn left. */
 	void		(*discard)(struct delivery_txn *t);
 	void		(*destroy)(struct delivery *d);
+};
+
+/*
+ * Group commit: messages whose bodies are written wait in `ready`; one
+ * step at a time runs commit_batch() in a worker.  A step syncs the
+ * data of the messages that waited (v) and publishes them, and syncs
+ * the directories of those the step before published (pub): one flush
+ * serves two batches.  When it ends, pub's messages are durable and get
+ * their answer, v's become the next pub, and the messages that came
+ * meanwhile form the next v.  No timer: a batch holds whatever waited
+ * when the previous step finished.
+ */
+struct delivery_batch {
+	struct job		 job;		/* first: the worker's handle */
+	struct delivery		*d;
+	struct delivery_txn	**v;		/* data to sync, to publish */
+	unsigned		 n, cap;
+	struct delivery_txn	**pub;		/* published, dirs to sync */
+	unsigned		 npub, pubcap;
 };
 
 struct delivery {
@@ -50,9 +85,15 @@ struct delivery {
 	const struct config		*cfg;
 	char				 describe[300];
 	void				*be_data;	/* backend's own */
+	struct delivery_batch		 batch;		/* in flight */
+	bool				 batch_busy;
+	struct delivery_txn		**ready;	/* waiting for it */
+	unsigned			 nready, ready_cap;
+	/* Statistics: batches committed, messages in them. */
+	unsigned long long		 batches, batched;
 };
 
-enum job_kind { JOB_FLUSH, JOB_COMMIT, JOB_DISCARD };
+enum job_kind { JOB_FLUSH, JOB_COMMIT, JOB_BATCHED, JOB_DISCARD };
 
 struct delivery_txn {
 	struct job		 job;		/* first: the worker's handle */
@@ -113,6 +154,7 @@ extern const struct delivery_backend delivery_lmtp;
 int	lmtp_setup(struct delivery *d, char *err, size_t errlen);
 /* libmxd's message callback: the body in memory, handed over by conn.c. */
 extern const struct delivery_backend delivery_callback;
+extern const struct delivery_backend delivery_discard;
 /* mkdir -p, mode 0700 for what it creates: 0 or an errno value. */
 int	delivery_mkdirs(const char *path);
 int	delivery_mkdirs_owned(const char *path, uid_t uid, gid_t gid);

@@ -4,7 +4,9 @@
  * A message is written to tmp/NAME, fsynced and closed, then renamed to
  * new/NAME (or, for several target Maildirs, linked into each new/ and
  * unlinked from tmp/), and each new/ directory is fsynced, all before the
- * commit reports success.  A reader (an IMAP server) looks only in new/
+ * commit reports success.  Messages are committed in batches (group
+ * commit, maildir_commit_batch()): one directory fsync covers the
+ * renames of every message in the batch.  A reader (an IMAP server) looks only in new/
  * and cur/, so a crash at any step leaves at most a file in tmp/, which
  * readers ignore.  Any failure after a link rolls the links back, so a
  * 4xx never leaves a copy that the client's retry would duplicate.
@@ -33,6 +35,7 @@ struct maildir {
 	const char	*path;		/* the template, or the plain path */
 	char		*plain;		/* a path without %d/%l, %% undone */
 	bool		 is_template;
+	long		 pid;		/* for the names: a syscall a message */
 };
 
 /* mkdir -p, mode 0700 for what it creates (capture uses it too). */
@@ -180,6 +183,7 @@ maildir_setup(struct delivery *d, char *err, size_t errlen)
 		return -1;
 	}
 	m->path = d->cfg->maildir;
+	m->pid = (long)getpid();
 	/* config_finish() admitted only %d, %l and %%. */
 	for (p = m->path; *p; p++) {
 		if (*p != '%')
@@ -261,7 +265,7 @@ open_message(struct delivery_txn *t)
 	/* time.M<usec>P<pid>Q<id>.host: unique by the session id. */
 	gettimeofday(&tv, NULL);
 	snprintf(path, sizeof(path), "%lld.M%06ldP%ldQ%s.%s",
-	    (long long)tv.tv_sec, (long)tv.tv_usec, (long)getpid(), t->id,
+	    (long long)tv.tv_sec, (long)tv.tv_usec, m->pid, t->id,
 	    t->d->cfg->hostname);
 	if ((t->name = strdup(path)) == NULL)
 		return ENOMEM;
@@ -315,21 +319,40 @@ delivery_fsync_dir(const char *path)
 	return e;
 }
 
-static int
-maildir_commit(struct delivery_txn *t)
+static void maildir_discard(struct delivery_txn *t);
+
+static bool
+target_of(const struct delivery_txn *t, const char *dir)
+{
+	unsigned i;
+
+	for (i = 0; i < t->ntargets; i++)
+		if (strcmp(t->targets[i], dir) == 0)
+			return true;
+	return false;
+}
+
+/* Roll back what publish() linked: not acknowledged, so not visible. */
+static void
+unpublish(struct delivery_txn *t, unsigned linked)
 {
 	char path[PATH_MAX];
-	unsigned i, linked = 0;
-	int e = 0;
+	unsigned i;
 
-	if (fsync(t->fd) != 0) {
-		e = errno;
-		goto fail;
+	for (i = 0; i < linked; i++) {
+		snprintf(path, sizeof(path), "%s/new/%s", t->targets[i],
+		    t->name);
+		unlink(path);
 	}
-	e = close(t->fd) != 0 ? errno : 0;
-	t->fd = -1;
-	if (e != 0)
-		goto fail;
+}
+
+/* tmp/NAME into each target's new/: 0 or an errno value. */
+static int
+publish(struct delivery_txn *t)
+{
+	char path[PATH_MAX];
+	unsigned i;
+	int e;
 
 	for (i = 0; i < t->ntargets; i++) {
 		snprintf(path, sizeof(path), "%s/new/%s", t->targets[i],
@@ -337,30 +360,108 @@ maildir_commit(struct delivery_txn *t)
 		if (t->ntargets == 1 ? rename(t->tmp_path, path) != 0 :
 		    link(t->tmp_path, path) != 0) {
 			e = errno;
-			goto rollback;
+			unpublish(t, i);
+			return e;
 		}
-		linked++;
 	}
 	if (t->ntargets > 1)
 		unlink(t->tmp_path);
 	free(t->tmp_path);
 	t->tmp_path = NULL;
-	for (i = 0; i < t->ntargets; i++) {
-		snprintf(path, sizeof(path), "%s/new", t->targets[i]);
-		if ((e = delivery_fsync_dir(path)) != 0)
-			goto rollback;
-	}
 	return 0;
+}
 
-rollback:
-	/* Not acknowledged, so not visible: a retry must not duplicate. */
-	for (i = 0; i < linked; i++) {
-		snprintf(path, sizeof(path), "%s/new/%s", t->targets[i],
-		    t->name);
-		unlink(path);
+/* fsync each distinct new/ of pub; a failure undoes whoever used it. */
+static void
+sync_dirs(struct delivery_txn **pub, unsigned npub)
+{
+	char path[PATH_MAX];
+	unsigned i, j, k;
+	int e;
+
+	for (i = 0; i < npub; i++) {
+		for (k = 0; pub[i]->err == 0 && k < pub[i]->ntargets; k++) {
+			const char *dir = pub[i]->targets[k];
+			bool seen = false;
+
+			for (j = 0; j < i && !seen; j++)
+				seen = pub[j]->err == 0 &&
+				    target_of(pub[j], dir);
+			for (j = 0; j < k && !seen; j++)
+				seen = strcmp(pub[i]->targets[j], dir) == 0;
+			if (seen)
+				continue;
+			snprintf(path, sizeof(path), "%s/new", dir);
+			if ((e = delivery_fsync_dir(path)) == 0)
+				continue;
+			/* Every message linked there is not durable. */
+			for (j = i; j < npub; j++)
+				if (pub[j]->err == 0 &&
+				    target_of(pub[j], dir)) {
+					unpublish(pub[j], pub[j]->ntargets);
+					pub[j]->err = e;
+				}
+		}
 	}
-fail:
+}
+
+/*
+ * Group commit (delivery_int.h), one step of the pipeline:
+ *
+ *  1. the data of each file of v: by default each message's own job
+ *     already did fsync it (maildir_sync(), on the worker threads, in
+ *     parallel); with commit_syncfs, one syncfs(2) on their file system
+ *     does it here for all the files of v, together with the renames of
+ *     pub, and then each file's fsync is a cheap call that reports that
+ *     file's own write-back errors (and does the work for a file on
+ *     another file system: a Maildir template can span several);
+ *  2. fsync each distinct new/ directory of pub, once (after a syncfs,
+ *     cheap, and what POSIX asks for the renames anywhere); pub's
+ *     messages are durable now;
+ *  3. rename each file of v into new/ (or link it into each target's
+ *     new/): the next step's (2) makes that durable.
+ *
+ * So a message counts as durable only after its own fsync (1), its
+ * rename (3), and then the fsync of every directory it was linked into
+ * (2 of the next step); any failure undoes its links and removes its
+ * file.  One directory fsync serves every message of a batch.
+ */
+static int
+maildir_sync(struct delivery_txn *t)
+{
+	int e = fsync(t->fd) != 0 ? errno : 0;
+
+	if (close(t->fd) != 0 && e == 0)
+		e = errno;
+	t->fd = -1;
 	return e;
+}
+
+static void
+maildir_commit_batch(struct delivery_txn **v, unsigned n,
+    struct delivery_txn **pub, unsigned npub)
+{
+	unsigned i;
+
+	/*
+	 * commit_syncfs: the files are still open.  Its errors are not
+	 * trusted: each file's fsync reports its own.
+	 */
+	if (n > 0 && v[0]->fd >= 0 && n + npub > 1)
+		(void)syncfs(v[0]->fd);
+	for (i = 0; i < n; i++)
+		if (v[i]->fd >= 0)
+			v[i]->err = maildir_sync(v[i]);
+	sync_dirs(pub, npub);
+	for (i = 0; i < npub; i++)
+		if (pub[i]->err != 0)
+			maildir_discard(pub[i]);
+	for (i = 0; i < n; i++) {
+		if (v[i]->err == 0)
+			v[i]->err = publish(v[i]);
+		if (v[i]->err != 0)
+			maildir_discard(v[i]);
+	}
 }
 
 static void
@@ -382,7 +483,8 @@ const struct delivery_backend delivery_maildir = {
 	.lf_only = true,
 	.trace_headers = true,
 	.write = maildir_write,
-	.commit = maildir_commit,
+	.sync = maildir_sync,
+	.commit_batch = maildir_commit_batch,
 	.discard = maildir_discard,
 	.destroy = maildir_destroy,
 };

@@ -74,17 +74,24 @@ put_value(struct piece *b, bool json, const char *v, size_t n)
 		putc_(b, '"');
 	for (i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)v[i];
+		size_t run;
 
-		if (c == '"' || c == '\\') {
+		/* A run of plain octets goes in one copy. */
+		for (run = i; run < n && (unsigned char)v[run] >= ' ' &&
+		    (unsigned char)v[run] < 127 && v[run] != '"' &&
+		    v[run] != '\\'; run++)
+			;
+		if (run > i) {
+			put(b, v + i, run - i);
+			i = run - 1;
+		} else if (c == '"' || c == '\\') {
 			putc_(b, '\\');
 			putc_(b, (char)c);
-		} else if (c < ' ' || c >= 127) {
+		} else {
 			/* JSON has no \x: use \u00HH there. */
 			put(b, json ? "\\u00" : "\\x", json ? 4 : 2);
 			putc_(b, hex[c >> 4]);
 			putc_(b, hex[c & 15]);
-		} else {
-			putc_(b, (char)c);
 		}
 	}
 	if (quote)
@@ -126,6 +133,11 @@ line_piece(struct logline *l)
 	return b;
 }
 
+/* The current second, formatted, per thread. */
+static _Thread_local time_t	ts_sec = -1;
+static _Thread_local char	ts_second[32];
+static _Thread_local size_t	ts_len;
+
 void
 log_begin(struct logline *l, enum log_level level, const char *sid,
     const char *event)
@@ -135,6 +147,7 @@ log_begin(struct logline *l, enum log_level level, const char *sid,
 	struct piece b;
 	char ts[40];
 	size_t n;
+	unsigned ms;
 
 	l->len = 0;
 	l->level = level;
@@ -144,9 +157,22 @@ log_begin(struct logline *l, enum log_level level, const char *sid,
 	if (l->skip)
 		return;
 	gettimeofday(&tv, NULL);
-	gmtime_r(&tv.tv_sec, &tm);
-	n = strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(ts + n, sizeof(ts) - n, ".%03dZ", (int)(tv.tv_usec / 1000));
+	/* strftime once a second, not once a line: it was a hot spot. */
+	if (tv.tv_sec != ts_sec) {
+		gmtime_r(&tv.tv_sec, &tm);
+		ts_len = strftime(ts_second, sizeof(ts_second),
+		    "%Y-%m-%dT%H:%M:%S", &tm);
+		ts_sec = tv.tv_sec;
+	}
+	memcpy(ts, ts_second, ts_len);
+	n = ts_len;
+	ms = (unsigned)(tv.tv_usec / 1000);
+	ts[n++] = '.';
+	ts[n++] = (char)('0' + ms / 100);
+	ts[n++] = (char)('0' + ms / 10 % 10);
+	ts[n++] = (char)('0' + ms % 10);
+	ts[n++] = 'Z';
+	ts[n] = 0;
 	if (sid == NULL)
 		sid = "-";
 	b = line_piece(l);
@@ -206,13 +232,28 @@ log_number(struct logline *l, const char *key, const char *digits)
 	add_field(l, &f);
 }
 
+/* Decimal digits of v, ending at end (NUL-terminated); the first. */
+static char *
+digits(char *end, unsigned long long v)
+{
+	*end = 0;
+	do {
+		*--end = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	return end;
+}
+
 void
 log_int(struct logline *l, const char *key, long long val)
 {
-	char tmp[32];
+	char tmp[32], *p;
 
-	snprintf(tmp, sizeof(tmp), "%lld", val);
-	log_number(l, key, tmp);
+	p = digits(tmp + sizeof(tmp) - 1, val < 0 ?
+	    0ULL - (unsigned long long)val : (unsigned long long)val);
+	if (val < 0)
+		*--p = '-';
+	log_number(l, key, p);
 }
 
 void
@@ -220,8 +261,7 @@ log_uint(struct logline *l, const char *key, unsigned long long val)
 {
 	char tmp[32];
 
-	snprintf(tmp, sizeof(tmp), "%llu", val);
-	log_number(l, key, tmp);
+	log_number(l, key, digits(tmp + sizeof(tmp) - 1, val));
 }
 
 void

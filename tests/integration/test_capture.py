@@ -694,7 +694,8 @@ def test_config_keys_and_flag(tmp_path):
     r = run(tmp_path, "-o", "delivery=mbox", "--check")
     assert r.returncode == 1
     assert r.stderr == ("mxd: delivery: 'mbox' is not one of maildir "
-                        "capture\n"), r.stderr
+                        "capture discard lmtp:unix:PATH "
+                        "lmtp:ADDR:PORT\n"), r.stderr
     r = run(tmp_path, "--capture", str(tmp_path / "c"), "--check")
     assert r.returncode == 0 and r.stdout == "mxd: configuration ok\n"
     conf = tmp_path / "mxd.conf"
