@@ -1,10 +1,13 @@
 /*
  * supervisor.c - the supervisor process and the start of each worker.
  *
- * The supervisor owns: the listening sockets (bound here, before any
- * fork, and inherited by the workers), the shared region, one slot per
- * worker (pid, generation, a pipe the worker reports on) and the list of
- * generations.  It waits in poll(2) on a signalfd and the workers'
+ * The supervisor owns: the listening sockets (bound here, or taken from
+ * systemd, before any fork, and inherited by the workers), the
+ * metrics_listen socket, the shared region and the metrics region (a
+ * slot per worker slot), one slot per worker (pid, generation, a pipe
+ * the worker reports on) and the list of generations.  It keeps the
+ * privileges it started with and speaks to NOTIFY_SOCKET; each worker
+ * loads its keys, then drops root (privdrop.c).  It waits in poll(2) on a signalfd and the workers'
  * pipes; it has no event loop of its own, so a forked child starts with
  * a clean libev and no supervisor watchers to undo.
  *
