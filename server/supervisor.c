@@ -251,8 +251,18 @@ worker_main(struct sup *s, unsigned slot, struct gen *g, int wfd,
 	 * listeners, and so a restarted worker or a new generation (a
 	 * reload) reads root-only keys again before its own drop.
 	 */
-	if (privdrop(g->cfg, err, sizeof(err)) != 0 ||
-	    server_adopt(&srv, g->lcs, g->fds, g->nfds, err,
+	if (privdrop(g->cfg, err, sizeof(err)) != 0) {
+		server_teardown(&srv);
+		worker_fail(wfd, err);
+	}
+	/*
+	 * A change of uid or gid clears the parent-death signal (prctl(2)):
+	 * set it again, and check the supervisor did not die meanwhile.
+	 */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != s->pid)
+		_exit(1);
+	if (server_adopt(&srv, g->lcs, g->fds, g->nfds, err,
 	    sizeof(err)) != 0 ||
 	    metrics_http_adopt(&srv, g->metrics_fd, err, sizeof(err)) != 0) {
 		server_teardown(&srv);

@@ -740,6 +740,26 @@ def test_every_worker_drops_root_and_so_does_a_restarted_one(world_dir,
 
 
 @as_root
+def test_workers_that_dropped_root_die_with_the_supervisor(world_dir, procs):
+    """Changing uid clears the parent-death signal: a worker must set it
+    again after its drop, or a killed supervisor leaves it serving."""
+    p, (host, port), cert, key, mail = start_as_nobody(world_dir, procs)
+    kids = serving_pids(p.pid)
+    assert len(kids) == 2 and p.pid not in kids, kids
+    assert_nobody(kids)
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait(TIMEOUT)
+    deadline = time.monotonic() + TIMEOUT
+    while any(os.path.exists("/proc/%d" % k) and
+              pathlib.Path("/proc/%d/stat" % k).read_text().split(")")[1]
+              .split()[0] != "Z" for k in kids):
+        assert time.monotonic() < deadline, "a worker outlived it: %s" % kids
+        time.sleep(0.02)
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection((host, port), timeout=5).close()
+
+
+@as_root
 def test_sighup_loads_a_new_root_only_key_after_the_drop(world_dir, procs):
     p, (host, port), cert, key, mail = start_as_nobody(world_dir, procs)
     old = serving_pids(p.pid)
