@@ -1708,7 +1708,9 @@ conn_start(struct conn *c)
 		metrics_inc(srv->metrics, MI_PROXY_HEALTH);
 	} else {
 		n = ipcount_add(srv, c->ipkey, 1);
-		c->ip_counted = true;
+		/* 0: the shared table is full and this one went uncounted;
+		 * its close must not take another connection's count. */
+		c->ip_counted = n > 0;
 		srv->stats.connections++;
 		metrics_inc(srv->metrics, MI_CONNECTIONS);
 		/* Numbered across all workers, for "conn N" rules and
