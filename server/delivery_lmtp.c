@@ -571,8 +571,15 @@ start(struct delivery_txn *t, struct lmtp *l, struct lmtp_txn *x)
 		return fail(t, SMTP_MSG_UNAVAILABLE, e, "DATA: %s",
 		    strerror(e));
 	if (x->naccepted == 0) {
-		/* DATA was refused too (RFC 2033 4.2: 503 or 554). */
-		pool_park(l, x->c);
+		/*
+		 * DATA was refused too (RFC 2033 4.2: 503 or 554).  A server
+		 * that said 354 anyway now reads a body: the connection is
+		 * no good for the next message.
+		 */
+		if (r.code == 354)
+			conn_free(x->c);
+		else
+			pool_park(l, x->c);
 		x->c = NULL;
 		return refused(t, x);
 	}
