@@ -45,12 +45,42 @@ delivery_mkdirs(const char *path)
 	return delivery_mkdirs_owned(path, (uid_t)-1, (gid_t)-1);
 }
 
-/* The same, what it creates owned by uid:gid (-1: unchanged). */
+/*
+ * fsync the directory that holds the entry tmp[0..end) names: "." for
+ * a name with no '/', "/" for one right under the root.
+ */
+static int
+fsync_parent(char *tmp, size_t end)
+{
+	size_t j = end;
+	char c;
+	int e;
+
+	while (j > 0 && tmp[j - 1] != '/')
+		j--;
+	if (j == 0)
+		return delivery_fsync_dir(".");
+	if (j == 1)
+		return delivery_fsync_dir("/");
+	c = tmp[j - 1];
+	tmp[j - 1] = 0;
+	e = delivery_fsync_dir(tmp);
+	tmp[j - 1] = c;
+	return e;
+}
+
+/*
+ * The same, what it creates owned by uid:gid (-1: unchanged).  Each
+ * directory it creates has its entry made durable (its parent fsynced),
+ * so that the first message into a new mailbox (maildir = %d/%l) is not
+ * acknowledged before the directories that lead to it are on disk.
+ */
 int
 delivery_mkdirs_owned(const char *path, uid_t uid, gid_t gid)
 {
 	char tmp[PATH_MAX];
 	size_t i, n = strlen(path);
+	int e;
 
 	if (n == 0 || n >= sizeof(tmp))
 		return ENAMETOOLONG;
@@ -62,6 +92,8 @@ delivery_mkdirs_owned(const char *path, uid_t uid, gid_t gid)
 		if (mkdir(tmp, 0700) == 0) {
 			if (chown(tmp, uid, gid) != 0)
 				return errno;
+			if ((e = fsync_parent(tmp, i)) != 0)
+				return e;
 		} else if (errno != EEXIST) {
 			return errno;
 		}

@@ -30,7 +30,7 @@ import pytest
 
 from conftest import BINARY, WRAPPER
 from conftest import RawClient
-from test_durability import TmpfsMxd, _trace_events
+from test_durability import TmpfsMxd, _trace_events, stop_traced
 from tlsutil import (HOST, TLS_TOP, ehlo_lines, logfields, start_tls_mxd,
                      tls_context, to_starttls, wrap)
 
@@ -504,18 +504,7 @@ def test_order_of_writes_and_the_250(tmp_path):
         c.cmd("QUIT")
         c.close()
     finally:
-        kids = pathlib.Path("/proc/%d/task/%d/children" %
-                            (proc.pid, proc.pid)).read_text().split()
-        for k in kids:
-            os.kill(int(k), signal.SIGTERM)
-        try:
-            proc.wait(15)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            proc.stdout.close()
-            log.close()
+        stop_traced(proc, log)
     ev = _trace_events(trace)
     d = re.escape(str(cap))
     q = re.escape(qid)

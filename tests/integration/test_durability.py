@@ -415,6 +415,23 @@ def test_kill9_at_random_time_with_concurrent_sessions(start_mxd, seed):
 # ---- the 250 waits for fsync ------------------------------------------------
 
 
+def stop_traced(proc, log):
+    """Stop an mxd started under strace: SIGTERM to mxd itself
+    (strace's child), after which strace exits; kill it if it does not."""
+    kids = pathlib.Path("/proc/%d/task/%d/children" %
+                        (proc.pid, proc.pid)).read_text().split()
+    for k in kids:
+        os.kill(int(k), signal.SIGTERM)
+    try:
+        proc.wait(15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        log.close()
+
+
 def _trace_events(path):
     """strace -f output as complete calls, in completion order; an
     "<unfinished ...>" call is joined with its "resumed" line."""
@@ -494,19 +511,7 @@ def test_250_only_after_file_and_directory_fsync(tmp_path, syncfs):
             t.join(60)
         assert not errors, errors
     finally:
-        # SIGTERM to mxd itself (strace's child); strace then exits.
-        kids = pathlib.Path("/proc/%d/task/%d/children" %
-                            (proc.pid, proc.pid)).read_text().split()
-        for k in kids:
-            os.kill(int(k), signal.SIGTERM)
-        try:
-            proc.wait(15)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            proc.stdout.close()
-            log.close()
+        stop_traced(proc, log)
     assert len(sent) == nsessions
     assert len(files(maildir, "new")) == nsessions
 
@@ -548,6 +553,63 @@ def test_250_only_after_file_and_directory_fsync(tmp_path, syncfs):
     nsyncfs = sum(1 for e in ev if e.startswith("syncfs("))
     if syncfs == "no":
         assert nsyncfs == 0, "syncfs without commit_syncfs"
+
+
+def test_new_mailbox_directories_are_durable_before_the_250(tmp_path):
+    """With maildir = DIR/%d/%l, the first message to a new mailbox makes
+    its directories; each one's entry must be on disk (its parent
+    fsynced after the mkdir) before the 250, or a crash could lose the
+    acknowledged message with the directory that held it."""
+    workdir = tmp_path / "w"
+    workdir.mkdir()
+    base = workdir / "mail"
+    trace = workdir / "strace.out"
+    log = open(workdir / "mxd.log", "wb")
+    proc = subprocess.Popen(
+        ["strace", "-f", "-qq", "-y", "-s", "200", "-o", str(trace),
+         "-e", "trace=mkdir,mkdirat,fsync,fdatasync,syncfs,sendto,write",
+         "-e", "signal=none",
+         BINARY, "--listen", "127.0.0.1:0", "--maildir",
+         str(base) + "/%d/%l", "-H", HOST, "--workers", "1"],
+        stdout=subprocess.PIPE, stderr=log)
+    try:
+        line = proc.stdout.readline().decode()
+        mm = re.match(r"listening 127\.0\.0\.1:(\d+)$", line.strip())
+        assert mm, "mxd under strace did not start: %r" % line
+        c = RawClient(socket.create_connection(("127.0.0.1",
+                                                int(mm.group(1))), 30))
+        begin(c, "newbox@fresh.test")
+        wire, stored = make_message(random.Random(5), 500, "newbox")
+        c.send(wire + b".\r\n")
+        code, lines = c.reply()
+        qm = QUEUED.match(lines[-1])
+        assert code == 250 and qm, lines
+        c.cmd("QUIT")
+        c.close()
+    finally:
+        stop_traced(proc, log)
+    box = base / "fresh.test" / "newbox"
+    f = file_for(box, qm.group(1))
+    assert f is not None
+    check_stored(f.read_bytes(), stored, qm.group(1), rcpt="newbox@fresh.test")
+
+    ev = _trace_events(trace)
+    i_250 = next(i for i, e in enumerate(ev) if re.match(
+        r"(sendto|write)\(\d+<(TCP|socket).*\"250 2\.0\.0 Ok: queued as %s"
+        % re.escape(qm.group(1)), e))
+    made = [(i, m.group(1)) for i, e in enumerate(ev)
+            for m in [re.match(r"mkdir(?:at)?\((?:[^,]*, )?\"([^\"]+)\".*"
+                               r"\)\s+= 0", e)] if m and i < i_250]
+    paths = {pathlib.Path(p) for _, p in made}
+    for sub in ("fresh.test", "fresh.test/newbox",
+                "fresh.test/newbox/new"):
+        assert base / sub in paths, (sub, made)
+    for i, p in made:
+        parent = re.escape(str(pathlib.Path(p).parent))
+        assert any(re.match(r"f(data)?sync\(\d+<%s>\s*\)\s+= 0" % parent,
+                            e) for e in ev[i + 1:i_250]), (
+            "no fsync of %s after mkdir %s and before the 250" %
+            (pathlib.Path(p).parent, p))
 
 
 # ---- full disk, read-only file system --------------------------------------
