@@ -192,8 +192,11 @@ read_reply(const struct lmtp *l, struct lmtp_conn *c, struct lmtp_reply *r,
 			got = recv(c->fd, c->in + c->in_len,
 			    sizeof(c->in) - c->in_len, 0);
 			if (got > 0) {
+				/* The deadline holds for the whole reply:
+				 * a server that trickles it, or sends
+				 * continuation lines without end, is cut off
+				 * too. */
 				c->in_len += (size_t)got;
-				deadline = now() + l->timeout;
 			} else if (got == 0) {
 				return ECONNRESET;
 			} else if (errno == EAGAIN || errno == EWOULDBLOCK) {

@@ -560,6 +560,41 @@ def test_downstream_dies_mid_body_nothing_delivered(start_mxd, dovecot):
     assert list(dovecot.mail.glob("*/Maildir/cur/*")) == []
 
 
+def test_trickled_endless_reply_gives_451_441_after_lmtp_timeout(start_mxd):
+    """A greeting of continuation lines without end, an octet every
+    0.1 s: each octet is progress, but the reply never completes; the
+    deadline holds for the whole reply, not for each octet."""
+    stop = threading.Event()
+
+    class Trickle(Listener):
+        def handle(self, sock):
+            try:
+                while not stop.is_set():
+                    for b in b"220-still greeting\r\n":
+                        if stop.wait(0.1):
+                            break
+                        sock.sendall(bytes([b]))
+            except OSError:
+                pass
+            sock.close()
+
+    ls = Trickle()
+    try:
+        m = lmtp_mxd(start_mxd, "127.0.0.1:%d" % ls.port,
+                     "lmtp_timeout = 2s\n")
+        t0 = time.monotonic()
+        code, line = send_expect(m, ["alice@example.org"],
+                                 message(b"x\r\n"))
+        elapsed = time.monotonic() - t0
+        assert code == 451 and line.startswith("451 4.4.1 "), line
+        assert 1.9 <= elapsed < 10, elapsed
+        m.wait_log(r"result=unavailable detail=\"greeting: Connection "
+                   r"timed out\"")
+    finally:
+        stop.set()
+        ls.close()
+
+
 class DroppingLmtp(Listener):
     """A minimal LMTP peer for what Dovecot will not do on demand: on a
     connection that has served a transaction, it closes at the next
