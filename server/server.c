@@ -362,6 +362,10 @@ server_log_start_as(const struct config *cfg, const char *listen,
 		log_str(&l, "domains", doms);
 	}
 	log_end(&l);
+	if (cfg->delivery == CONFIG_DELIVERY_DISCARD)
+		log_msg(LOG_WARN, "discard", "delivery = discard: accepted "
+		    "messages are dropped, not stored (for benchmarks and "
+		    "harnesses)");
 }
 
 /*

@@ -135,6 +135,10 @@ def test_discard_keeps_nothing_and_says_so(start_mxd, tmp_path):
     m = start_mxd("-H", HOST, "-o", "delivery=discard")
     # The start line follows the "listening" line: wait for it.
     m.wait_log(r" start .*delivery=\"discard \(not stored\)\"")
+    # And one warning, whatever the number of workers.
+    m.wait_log(r" discard level=warn msg=\"delivery = discard: accepted "
+               r"messages are dropped, not stored")
+    assert m.log().count(" discard level=warn ") == 1, m.log()
     c = m.client()
     c.expect(220)
     c.cmd("EHLO %s" % HELO)
