@@ -53,6 +53,8 @@
 #define LMTP_LINE_MAX	2048
 /* Dot-stuffed body octets gathered before a send(). */
 #define LMTP_OUT_MAX	(64u * 1024)
+/* RCPTs sent before their replies are read (start()). */
+#define LMTP_RCPT_WINDOW	100u
 
 struct lmtp_conn {
 	int			 fd;
@@ -519,10 +521,10 @@ start_mail(struct delivery_txn *t, struct lmtp *l, struct lmtp_txn *x,
 static int
 start(struct delivery_txn *t, struct lmtp *l, struct lmtp_txn *x)
 {
-	char *buf = NULL;
+	char *buf;
 	struct lmtp_reply r;
-	size_t len = 0, cap, alen;
-	unsigned i;
+	size_t len, cap, alen;
+	unsigned i, i0, i1;
 	int e;
 
 	if ((e = start_mail(t, l, x, &r)) != 0)
@@ -538,37 +540,53 @@ start(struct delivery_txn *t, struct lmtp *l, struct lmtp_txn *x)
 		return refused(t, x);
 	}
 
-	/* RFC 2033 4.2: the server pipelines; send the rest at once. */
-	cap = 16;
-	for (i = 0; i < t->nrcpt; i++)
-		cap += strlen(t->rcpts[i].addr) + 14;
-	buf = malloc(cap);
-	if (buf == NULL)
-		return fail(t, SMTP_MSG_TEMPFAIL, ENOMEM, "out of memory");
-	for (i = 0; i < t->nrcpt; i++) {
-		alen = strlen(t->rcpts[i].addr);
-		memcpy(buf + len, "RCPT TO:<", 9);
-		memcpy(buf + len + 9, t->rcpts[i].addr, alen);
-		memcpy(buf + len + 9 + alen, ">\r\n", 3);
-		len += alen + 12;
-	}
-	memcpy(buf + len, "DATA\r\n", 6);
-	len += 6;
-	e = send_all(l, x->c, buf, len);
-	free(buf);
-	if (e != 0)
-		return fail(t, SMTP_MSG_UNAVAILABLE, e, "RCPT: %s",
-		    strerror(e));
-	for (i = 0; i < t->nrcpt; i++) {
-		if ((e = read_reply(l, x->c, &r, false)) != 0)
+	/*
+	 * RFC 2033 4.2: the server pipelines.  The RCPTs go in windows of
+	 * LMTP_RCPT_WINDOW, each one's replies read before the next is
+	 * sent, DATA with the last: with thousands of recipients, replies
+	 * that nobody reads would fill both socket buffers while we still
+	 * write, and both sides would wait for lmtp_timeout.
+	 */
+	for (i0 = 0;; i0 = i1) {
+		i1 = i0 + LMTP_RCPT_WINDOW < t->nrcpt ?
+		    i0 + LMTP_RCPT_WINDOW : t->nrcpt;
+		cap = 16;
+		for (i = i0; i < i1; i++)
+			cap += strlen(t->rcpts[i].addr) + 14;
+		buf = malloc(cap);
+		if (buf == NULL)
+			return fail(t, SMTP_MSG_TEMPFAIL, ENOMEM,
+			    "out of memory");
+		len = 0;
+		for (i = i0; i < i1; i++) {
+			alen = strlen(t->rcpts[i].addr);
+			memcpy(buf + len, "RCPT TO:<", 9);
+			memcpy(buf + len + 9, t->rcpts[i].addr, alen);
+			memcpy(buf + len + 9 + alen, ">\r\n", 3);
+			len += alen + 12;
+		}
+		if (i1 == t->nrcpt) {
+			memcpy(buf + len, "DATA\r\n", 6);
+			len += 6;
+		}
+		e = send_all(l, x->c, buf, len);
+		free(buf);
+		if (e != 0)
 			return fail(t, SMTP_MSG_UNAVAILABLE, e, "RCPT: %s",
 			    strerror(e));
-		if (r.code >= 200 && r.code < 300) {
-			x->accepted[i] = true;
-			x->naccepted++;
-		} else {
-			note_refusal(x, &r);
+		for (i = i0; i < i1; i++) {
+			if ((e = read_reply(l, x->c, &r, false)) != 0)
+				return fail(t, SMTP_MSG_UNAVAILABLE, e,
+				    "RCPT: %s", strerror(e));
+			if (r.code >= 200 && r.code < 300) {
+				x->accepted[i] = true;
+				x->naccepted++;
+			} else {
+				note_refusal(x, &r);
+			}
 		}
+		if (i1 == t->nrcpt)
+			break;
 	}
 	if ((e = read_reply(l, x->c, &r, false)) != 0)
 		return fail(t, SMTP_MSG_UNAVAILABLE, e, "DATA: %s",

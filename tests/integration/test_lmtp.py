@@ -18,6 +18,7 @@ import pwd
 import grp
 import re
 import shutil
+import select
 import signal
 import smtplib
 import socket
@@ -648,6 +649,84 @@ def test_pooled_connection_closed_at_mail_is_retried_once(start_mxd):
         assert [b.split(b"\r\n\r\n", 1)[1] for b in peer.bodies] == [
             b"one\r\n", b"two\r\n"]
         assert "store_failed" not in m.log()
+    finally:
+        peer.close()
+
+
+class BurstLmtp(Listener):
+    """An LMTP peer that answers the RCPTs only once the client has
+    paused (0.3 s with nothing more to read), and notes the longest run
+    of RCPT lines that arrived before it answered: mxd must send them in
+    windows, reading replies between, not all at once."""
+
+    def __init__(self):
+        self.bursts = []
+        self.rcpts = []
+        self.body = None
+        super().__init__()
+
+    def handle(self, sock):
+        buf = b""
+        pending = 0
+        sock.sendall(b"220 burst LMTP\r\n")
+        try:
+            while True:
+                r, _, _ = select.select([sock], [], [], 0.3)
+                if not r:
+                    if pending:
+                        self.bursts.append(pending)
+                        sock.sendall(b"250 2.1.5 Ok\r\n" * pending)
+                        pending = 0
+                    continue
+                data = sock.recv(65536)
+                if not data:
+                    break
+                buf += data
+                while b"\r\n" in buf:
+                    line, buf = buf.split(b"\r\n", 1)
+                    verb = line[:4].upper()
+                    if verb == b"LHLO":
+                        sock.sendall(b"250-burst\r\n250 PIPELINING\r\n")
+                    elif verb == b"MAIL":
+                        sock.sendall(b"250 2.1.0 Ok\r\n")
+                    elif verb == b"RCPT":
+                        pending += 1
+                        self.rcpts.append(line[8:])
+                    elif verb == b"DATA":
+                        if pending:
+                            self.bursts.append(pending)
+                            sock.sendall(b"250 2.1.5 Ok\r\n" * pending)
+                            pending = 0
+                        sock.sendall(b"354 go\r\n")
+                        while b"\r\n.\r\n" not in buf:
+                            more = sock.recv(65536)
+                            if not more:
+                                return
+                            buf += more
+                        self.body, buf = buf.split(b"\r\n.\r\n", 1)
+                        sock.sendall(b"250 2.0.0 Saved\r\n" *
+                                     len(self.rcpts))
+                    else:
+                        sock.sendall(b"250 2.0.0 Ok\r\n")
+        except OSError:
+            pass
+        finally:
+            sock.close()
+
+
+def test_many_recipients_go_in_windows(start_mxd):
+    """250 recipients: three windows of at most 100 RCPTs (the last
+    with DATA), every one delivered, the client told 250."""
+    peer = BurstLmtp()
+    try:
+        m = lmtp_mxd(start_mxd, "127.0.0.1:%d" % peer.port,
+                     "max_recipients = 1000\n")
+        rcpts = ["u%03d@example.org" % i for i in range(250)]
+        assert send(m, rcpts, message(b"many\r\n")) == {}
+        assert [r.decode() for r in peer.rcpts] == [
+            "<%s>" % r for r in rcpts]
+        assert peer.bursts == [100, 100, 50], peer.bursts
+        assert peer.body.endswith(b"\r\n\r\nmany")
     finally:
         peer.close()
 
