@@ -542,36 +542,8 @@ class TmpfsCaptureMxd(TmpfsMxd):
     (test_durability.TmpfsMxd, with a capture directory)."""
 
     def __init__(self, workdir, size, args=()):
-        self.workdir = pathlib.Path(workdir)
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.mountpoint = self.workdir / "fs"
-        self.mountpoint.mkdir()
-        inner = self.mountpoint / "capture"
-        self.logpath = self.workdir / "mxd.log"
-        self.userns = os.geteuid() != 0
-        ns = ["unshare", "--mount", "--propagation", "private"]
-        if self.userns:
-            ns += ["--user", "--map-root-user"]
-        script = ('mount -t tmpfs -o size=%s,mode=0700 tmpfs "$1" || exit 97;'
-                  ' shift; exec "$@"' % size)
-        self.argv = ns + ["sh", "-c", script, "sh", str(self.mountpoint),
-                          BINARY, "--listen", "127.0.0.1:0",
-                          "--capture", str(inner), "-H", HOST] + list(args)
-        self._log = open(self.logpath, "wb")
-        self.proc = subprocess.Popen(self.argv, cwd=self.workdir,
-                                     stdout=subprocess.PIPE,
-                                     stderr=self._log)
-        line = self.proc.stdout.readline().decode()
-        mm = re.match(r"listening 127\.0\.0\.1:(\d+)$", line.strip())
-        if not mm:
-            self._log.flush()
-            raise RuntimeError("mxd on tmpfs did not start (%r): %s" %
-                               (line, self.logpath.read_text()))
-        self.host, self.port = "127.0.0.1", int(mm.group(1))
-        self.listening = [(self.host, self.port)]
-        self.capture = (pathlib.Path("/proc/%d/root" % self.proc.pid) /
-                        inner.relative_to("/"))
-        assert self.capture.is_dir(), self.capture
+        super().__init__(workdir, size, args, store=("--capture", "capture"))
+        self.capture = self.store
 
 
 @pytest.fixture

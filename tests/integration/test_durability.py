@@ -623,12 +623,12 @@ class TmpfsMxd(Mxd):
     mount namespace that dies with the process.  The Maildir is seen
     from outside through the process root link in /proc."""
 
-    def __init__(self, workdir, size, args=()):
+    def __init__(self, workdir, size, args=(), store=("--maildir", "mail")):
         self.workdir = pathlib.Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.mountpoint = self.workdir / "fs"
         self.mountpoint.mkdir()
-        inner = self.mountpoint / "mail"
+        inner = self.mountpoint / store[1]
         self.logpath = self.workdir / "mxd.log"
         self.userns = os.geteuid() != 0
         ns = ["unshare", "--mount", "--propagation", "private"]
@@ -638,7 +638,7 @@ class TmpfsMxd(Mxd):
                   ' shift; exec "$@"' % size)
         self.argv = ns + ["sh", "-c", script, "sh", str(self.mountpoint),
                           BINARY, "--listen", "127.0.0.1:0",
-                          "--maildir", str(inner), "-H", HOST] + list(args)
+                          store[0], str(inner), "-H", HOST] + list(args)
         self._log = open(self.logpath, "wb")
         self.proc = subprocess.Popen(self.argv, cwd=self.workdir,
                                      stdout=subprocess.PIPE,
@@ -652,9 +652,11 @@ class TmpfsMxd(Mxd):
         self.host, self.port = "127.0.0.1", int(m.group(1))
         self.listening = [(self.host, self.port)]
         # The same pid from unshare through sh to mxd: each one execs.
-        self.maildir = (pathlib.Path("/proc/%d/root" % self.proc.pid) /
-                        inner.relative_to("/"))
-        assert (self.maildir / "new").is_dir(), self.maildir
+        self.store = (pathlib.Path("/proc/%d/root" % self.proc.pid) /
+                      inner.relative_to("/"))
+        self.maildir = self.store
+        ready = self.store / "new" if store[0] == "--maildir" else self.store
+        assert ready.is_dir(), ready
 
     def nsenter(self, *cmd):
         """Run cmd in mxd's namespaces.  setns(2) by hand, because
