@@ -349,15 +349,7 @@ out:
 static void
 capture_discard(struct delivery_txn *t)
 {
-	if (t->fd >= 0) {
-		close(t->fd);
-		t->fd = -1;
-	}
-	if (t->tmp_path != NULL) {
-		unlink(t->tmp_path);
-		free(t->tmp_path);
-		t->tmp_path = NULL;
-	}
+	delivery_drop_tmp(t);
 	if (t->meta_tmp != NULL) {
 		unlink(t->meta_tmp);
 		free(t->meta_tmp);

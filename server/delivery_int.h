@@ -160,5 +160,6 @@ int	delivery_mkdirs(const char *path);
 int	delivery_mkdirs_owned(const char *path, uid_t uid, gid_t gid);
 /* fsync a directory by its path: 0 or an errno value. */
 int	delivery_fsync_dir(const char *path);
+void	delivery_drop_tmp(struct delivery_txn *t);
 
 #endif

@@ -351,8 +351,6 @@ delivery_fsync_dir(const char *path)
 	return e;
 }
 
-static void maildir_discard(struct delivery_txn *t);
-
 static bool
 target_of(const struct delivery_txn *t, const char *dir)
 {
@@ -487,17 +485,18 @@ maildir_commit_batch(struct delivery_txn **v, unsigned n,
 	sync_dirs(pub, npub);
 	for (i = 0; i < npub; i++)
 		if (pub[i]->err != 0)
-			maildir_discard(pub[i]);
+			delivery_drop_tmp(pub[i]);
 	for (i = 0; i < n; i++) {
 		if (v[i]->err == 0)
 			v[i]->err = publish(v[i]);
 		if (v[i]->err != 0)
-			maildir_discard(v[i]);
+			delivery_drop_tmp(v[i]);
 	}
 }
 
-static void
-maildir_discard(struct delivery_txn *t)
+/* Close the message file and remove it from tmp/ (capture uses it too). */
+void
+delivery_drop_tmp(struct delivery_txn *t)
 {
 	if (t->fd >= 0) {
 		close(t->fd);
@@ -510,6 +509,7 @@ maildir_discard(struct delivery_txn *t)
 	}
 }
 
+
 const struct delivery_backend delivery_maildir = {
 	.name = "maildir",
 	.lf_only = true,
@@ -517,6 +517,6 @@ const struct delivery_backend delivery_maildir = {
 	.write = maildir_write,
 	.sync = maildir_sync,
 	.commit_batch = maildir_commit_batch,
-	.discard = maildir_discard,
+	.discard = delivery_drop_tmp,
 	.destroy = maildir_destroy,
 };
