@@ -750,9 +750,9 @@ def test_workers_that_dropped_root_die_with_the_supervisor(world_dir, procs):
     os.kill(p.pid, signal.SIGKILL)
     p.wait(TIMEOUT)
     deadline = time.monotonic() + TIMEOUT
-    while any(os.path.exists("/proc/%d" % k) and
-              pathlib.Path("/proc/%d/stat" % k).read_text().split(")")[1]
-              .split()[0] != "Z" for k in kids):
+    # Until reaped: a killed worker's zombie leader may still have
+    # threads that hold its descriptors (the listening socket).
+    while any(os.path.exists("/proc/%d" % k) for k in kids):
         assert time.monotonic() < deadline, "a worker outlived it: %s" % kids
         time.sleep(0.02)
     with pytest.raises(ConnectionRefusedError):
